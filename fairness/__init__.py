@@ -1,0 +1,1 @@
+"""Fairness: model quality and exposure per demographic group, and feedback-loop checks."""

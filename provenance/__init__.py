@@ -1,0 +1,1 @@
+"""Lineage: data snapshots, and which model and data served each recommendation."""

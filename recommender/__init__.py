@@ -1,0 +1,1 @@
+"""Movies, viewers, ratings and watches; training and serving recommendations."""

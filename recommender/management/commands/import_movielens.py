@@ -1,0 +1,30 @@
+"""python manage.py import_movielens PATH: load a GroupLens MovieLens directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from recommender.services import MovieLensFormatError, movielens_detect, movielens_import
+from recsite.progress import progress_bar
+
+
+class Command(BaseCommand):
+    help = "Import movies, viewers and ratings from a MovieLens directory (ml-100k or ml-1m layout)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", type=Path)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["path"]
+        try:
+            layout = movielens_detect(path)
+            ratings_file = path / layout.ratings
+            total = sum(1 for _ in ratings_file.open("rb")) if ratings_file.is_file() else 0
+            with progress_bar(total=total, description=f"importing {path.name}", unit=" ratings") as bar:
+                result = movielens_import(path=path, progress=bar.update)
+        except MovieLensFormatError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(result.summary())

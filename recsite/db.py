@@ -1,0 +1,24 @@
+"""Database helpers shared by the apps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection, models
+
+
+def bulk_upsert(
+    model: type[models.Model],
+    rows: Sequence[models.Model],
+    *,
+    unique_fields: list[str],
+    update_fields: list[str],
+    batch_size: int = 2000,
+) -> None:
+    """Insert ``rows``, overwriting ``update_fields`` of rows that already exist, in one statement
+    per batch on every backend."""
+    # MySQL's ON DUPLICATE KEY UPDATE takes no conflict target; SQLite's ON CONFLICT needs one.
+    target = unique_fields if connection.features.supports_update_conflicts_with_target else None
+    model.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=target, update_fields=update_fields, batch_size=batch_size
+    )

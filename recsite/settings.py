@@ -1,0 +1,201 @@
+"""recsite settings: one module, every option from the environment, safe defaults.
+
+A fresh checkout runs with SQLite under ``var/``, the built-in simulator and console e-mail.
+Production sets ``DATABASE_URL=mysql://...``, ``KAFKA_BOOTSTRAP`` and friends (see README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from recsite.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+# A fixed development key keeps a fresh checkout running; production must set its own.
+SECRET_KEY = env_str("SECRET_KEY", "recsite-insecure-development-key-change-me")
+if not DEBUG and SECRET_KEY.startswith("recsite-insecure") and env_bool("REQUIRE_SECRET_KEY", False):
+    raise ImproperlyConfigured("SECRET_KEY must be set when REQUIRE_SECRET_KEY is on")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Where recsite keeps its files: the SQLite database, stream files, snapshots, model artifacts.
+VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
+DATA_DIR = env_path("DATA_DIR", VAR_DIR / "data")
+MODEL_DIR = env_path("MODEL_DIR", VAR_DIR / "models")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "rest_framework",
+    "django_q",
+    "recommender",
+    "stream",
+    "simulator",
+    "provenance",
+    "releases",
+    "fairness",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "recsite.logcontext.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "recsite.urls"
+WSGI_APPLICATION = "recsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "recsite" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+# SQLite by default; DATABASE_URL=mysql://user:pass@host:port/name selects MySQL/MariaDB.
+DATABASE_URL = env_url(
+    "DATABASE_URL", f"sqlite:///{VAR_DIR / 'recsite.sqlite3'}", schemes=("sqlite", "mysql", "mysql2", "mariadb")
+)
+_db = dict(
+    dj_database_url.parse(
+        DATABASE_URL.replace("mariadb://", "mysql://", 1), conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)
+    )
+)
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["OPTIONS"] = {
+        # WAL lets the web server read while the stream consumer writes; IMMEDIATE avoids
+        # "database is locked" upgrades from read to write locks inside transactions.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    _db["CONN_MAX_AGE"] = 0
+    # A fresh checkout has no var/ yet, and SQLite won't create the directory itself.
+    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+else:
+    _db["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
+    _db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- The event stream ------------------------------------------------------------------------
+KAFKA_BOOTSTRAP = env_str("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+KAFKA_TOPIC = env_str("KAFKA_TOPIC", "movielog")
+KAFKA_GROUP = env_str("KAFKA_GROUP", "recsite-ingest")
+# Lines per database transaction; larger batches ingest faster, smaller ones commit sooner.
+STREAM_BATCH_SIZE = env_int("STREAM_BATCH_SIZE", 5000, minimum=1, maximum=100_000)
+# Longer lines are rejected unread: the longest real line (20 results) is about 1.5 KB.
+STREAM_MAX_LINE_BYTES = env_int("STREAM_MAX_LINE_BYTES", 8192, minimum=256)
+# Rejected lines kept verbatim; past this they are still counted, but not stored.
+STREAM_REJECTED_KEEP = env_int("STREAM_REJECTED_KEEP", 10_000, minimum=0)
+STREAM_METRICS_PORT = env_int("STREAM_METRICS_PORT", 0, minimum=0, maximum=65535)
+
+# --- Notifications ---------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "recsite@localhost")
+NOTIFY_EMAILS = env_list("NOTIFY_EMAILS", [])
+SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", "", schemes=("http", "https"))
+
+# --- Background work (django-q2 on the ORM broker: no extra service) ------------------------
+Q_TIMEOUT = env_int("Q_TIMEOUT", 3600, minimum=10)
+Q_CLUSTER = {
+    "name": "recsite",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 1, minimum=1, maximum=16),
+    "timeout": Q_TIMEOUT,
+    # django-q2 requires retry > timeout, or a long task runs twice.
+    "retry": Q_TIMEOUT + 60,
+    "catch_up": False,
+    "sync": env_bool("Q_SYNC", False),
+}
+
+# --- APIs ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Logging ---------------------------------------------------------------------------------
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "recsite.logcontext.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(context)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "kafka": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,14 @@
+"""Test settings: the real settings with fast, isolated overrides (see pyproject.toml)."""
+
+import os
+import tempfile
+
+# Set before the real settings read them: tests never write into the checkout's var/.
+os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="recsite-test-"))
+os.environ["Q_SYNC"] = "1"
+
+from recsite.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405

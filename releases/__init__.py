@@ -1,0 +1,1 @@
+"""Canary releases of model versions: traffic splitting, analysis, promotion and rollback."""

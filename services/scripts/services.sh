@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Installs, starts and stops the real services recsite runs against in development and CI:
+# MariaDB (Debian package, project-local data directory) and Apache Kafka 4.x in KRaft mode
+# (jars from Maven Central through services/kafka/pom.xml). Everything lives under .services/
+# in the checkout, so nothing here touches a system-wide instance.
+#
+#   services/scripts/services.sh install|start|stop|status [mariadb|kafka ...]
+#
+# Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306},
+# Kafka 127.0.0.1:19092 (see services/kafka/server.properties).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE="$ROOT/.services"
+MARIADB_PORT=${MARIADB_PORT:-13306}
+MARIADB_DIR="$STATE/mariadb"
+KAFKA_DIR="$STATE/kafka"
+KAFKA_LIB="$ROOT/services/kafka/lib"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root to run: $*"; return 1; fi
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  # policy-rc.d keeps the package from starting a system-wide server we don't use.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq 1 $((seconds * 4))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  log "$what did not come up within ${seconds}s"; return 1
+}
+
+# --- MariaDB -------------------------------------------------------------------------------
+mariadb_install() {
+  apt_install mariadb-server mariadb-client libmariadb-dev pkg-config
+  if [ ! -d "$MARIADB_DIR/data/mysql" ]; then
+    mkdir -p "$MARIADB_DIR/data"
+    mariadb-install-db --no-defaults --datadir="$MARIADB_DIR/data" --user="$(id -un)" \
+      --auth-root-authentication-method=normal --skip-test-db >"$MARIADB_DIR/install.log" 2>&1
+  fi
+}
+
+mariadb_ping() { mariadb-admin --no-defaults --socket="$MARIADB_DIR/mysqld.sock" -uroot ping; }
+
+mariadb_start() {
+  mariadb_install
+  if mariadb_ping >/dev/null 2>&1; then log "MariaDB already running on $MARIADB_PORT"; return 0; fi
+  log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
+  nohup mariadbd --defaults-file="$ROOT/services/mariadb/my.cnf" --datadir="$MARIADB_DIR/data" \
+    --socket="$MARIADB_DIR/mysqld.sock" --port="$MARIADB_PORT" --pid-file="$MARIADB_DIR/mysqld.pid" \
+    --log-error="$MARIADB_DIR/error.log" --user="$(id -un)" >/dev/null 2>&1 &
+  wait_for 60 MariaDB mariadb_ping || { tail -n 20 "$MARIADB_DIR/error.log" >&2; return 1; }
+  # The application user may create test databases (pytest-django makes test_<name>).
+  mariadb --no-defaults --socket="$MARIADB_DIR/mysqld.sock" -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS recsite CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER IF NOT EXISTS 'recsite'@'%' IDENTIFIED BY 'recsite';
+GRANT ALL PRIVILEGES ON *.* TO 'recsite'@'%';
+FLUSH PRIVILEGES;
+SQL
+}
+
+mariadb_stop() {
+  if [ -f "$MARIADB_DIR/mysqld.pid" ]; then
+    log "stopping MariaDB"
+    kill "$(cat "$MARIADB_DIR/mysqld.pid")" 2>/dev/null || true
+    wait_for 30 "MariaDB shutdown" bash -c "! kill -0 $(cat "$MARIADB_DIR/mysqld.pid") 2>/dev/null" || true
+    rm -f "$MARIADB_DIR/mysqld.pid"
+  fi
+}
+
+mariadb_status() { mariadb_ping >/dev/null 2>&1 && echo "mariadb: up (127.0.0.1:$MARIADB_PORT)" || echo "mariadb: down"; }
+
+# --- Kafka ---------------------------------------------------------------------------------
+kafka_install() {
+  if ! command -v java >/dev/null; then apt_install openjdk-17-jre-headless; fi
+  if [ ! -f "$KAFKA_LIB/.complete" ]; then
+    command -v mvn >/dev/null || apt_install maven
+    log "resolving Apache Kafka from Maven Central"
+    rm -rf "$KAFKA_LIB"
+    mvn -q -B -f "$ROOT/services/kafka/pom.xml" dependency:copy-dependencies
+    touch "$KAFKA_LIB/.complete"
+  fi
+}
+
+kafka_java() {
+  java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/services/kafka/log4j2.yaml" \
+    -cp "$KAFKA_LIB/*" "$@"
+}
+
+kafka_ping() { (exec 3<>/dev/tcp/127.0.0.1/19092) 2>/dev/null; }
+
+kafka_start() {
+  kafka_install
+  if kafka_ping; then log "Kafka already running on 19092"; return 0; fi
+  mkdir -p "$KAFKA_DIR"
+  sed "/^log.dirs=/d" "$ROOT/services/kafka/server.properties" >"$KAFKA_DIR/server.properties"
+  echo "log.dirs=$KAFKA_DIR/data" >>"$KAFKA_DIR/server.properties"
+  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
+    log "formatting Kafka storage (KRaft)"
+    kafka_java kafka.tools.StorageTool format --ignore-formatted \
+      -t "$(kafka_java kafka.tools.StorageTool random-uuid)" -c "$KAFKA_DIR/server.properties" >/dev/null
+  fi
+  log "starting Kafka (KRaft) on 127.0.0.1:19092"
+  nohup bash -c "$(declare -f kafka_java); ROOT='$ROOT' KAFKA_LIB='$KAFKA_LIB'; kafka_java kafka.Kafka '$KAFKA_DIR/server.properties'" \
+    >"$KAFKA_DIR/server.log" 2>&1 &
+  echo $! >"$KAFKA_DIR/kafka.pid"
+  wait_for 90 Kafka kafka_ping || { tail -n 30 "$KAFKA_DIR/server.log" >&2; return 1; }
+}
+
+kafka_stop() {
+  if [ -f "$KAFKA_DIR/kafka.pid" ]; then
+    log "stopping Kafka"
+    pkill -f "kafka.Kafka $KAFKA_DIR/server.properties" 2>/dev/null || true
+    wait_for 60 "Kafka shutdown" bash -c "! pgrep -f 'kafka.Kafka $KAFKA_DIR/server.properties'" || \
+      pkill -9 -f "kafka.Kafka $KAFKA_DIR/server.properties" || true
+    rm -f "$KAFKA_DIR/kafka.pid"
+  fi
+}
+
+kafka_status() { kafka_ping && echo "kafka: up (127.0.0.1:19092)" || echo "kafka: down"; }
+
+# --- main ----------------------------------------------------------------------------------
+action=${1:-status}; shift || true
+services=("$@"); [ ${#services[@]} -eq 0 ] && services=(mariadb kafka)
+case "$action" in
+  install|start|stop|status) ;;
+  *) echo "usage: $0 install|start|stop|status [mariadb|kafka ...]" >&2; exit 2 ;;
+esac
+for service in "${services[@]}"; do
+  case "$service" in
+    mariadb|kafka) "${service}_${action}" ;;
+    *) echo "unknown service: $service (mariadb, kafka)" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,1 @@
+"""The platform event stream: parsing, ingestion from Kafka, files or the simulator."""

@@ -1,0 +1,337 @@
+"""Ingesting the platform's event stream into the database.
+
+``stream_ingest_batch`` writes one batch of raw lines in one transaction and is idempotent:
+ratings are unique on (viewer, movie, time), watches merge minute bitmaps, observed
+recommendations and rejected lines are unique on a hash of their content. A consumer that
+crashes after writing but before committing its Kafka offsets replays the batch harmlessly.
+
+``stream_consume`` drives a source batch by batch, retrying a batch whose write fails (the
+database went away) and committing the source's position only after the batch is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from recommender.models import Movie, Rating, Viewer, Watch
+from recsite.db import bulk_upsert
+from recsite.logcontext import log_context, new_id
+from stream import metrics
+from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
+from stream.parsing import RateEvent, RecommendationEvent, Rejection, WatchEvent, parse_line
+from stream.sources import LineSource
+
+logger = logging.getLogger(__name__)
+
+RAW_KEEP_CHARS = 2000
+
+
+@dataclass
+class Catalog:
+    """Viewer ids and movie ids already in the database, so steady-state batches skip the lookups.
+
+    Only updated after a batch commits: a rolled-back batch must not leave ids here that the
+    database does not have.
+    """
+
+    viewers: set[int] = field(default_factory=set)
+    movies: dict[str, int] = field(default_factory=dict)
+    max_entries: int = 2_000_000
+
+    def trim(self) -> None:
+        if len(self.viewers) > self.max_entries:
+            self.viewers.clear()
+        if len(self.movies) > self.max_entries:
+            self.movies.clear()
+
+
+@dataclass
+class BatchResult:
+    lines: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.by_reason.values())
+
+
+def stream_ingest_batch(
+    *, lines: Sequence[bytes | str], source: str = "", catalog: Catalog | None = None
+) -> BatchResult:
+    """Parse and store one batch of lines in one transaction (see the module docstring)."""
+    catalog = catalog if catalog is not None else Catalog()
+    max_length = settings.STREAM_MAX_LINE_BYTES
+    parsed = [parse_line(line, max_length=max_length) for line in lines]
+    result = BatchResult(lines=len(lines))
+    watches: list[WatchEvent] = []
+    rates: list[RateEvent] = []
+    recommendations: list[RecommendationEvent] = []
+    rejections: list[Rejection] = []
+    for item in parsed:
+        if isinstance(item, WatchEvent):
+            watches.append(item)
+        elif isinstance(item, RateEvent):
+            rates.append(item)
+        elif isinstance(item, RecommendationEvent):
+            recommendations.append(item)
+        else:
+            rejections.append(item)
+            result.by_reason[item.reason] += 1
+            continue
+        result.by_kind[item.kind] += 1
+
+    with transaction.atomic():
+        new_viewers = _ensure_viewers(
+            {event.viewer_id for event in (*watches, *rates, *recommendations)} - catalog.viewers
+        )
+        new_movies = _ensure_movies({event.movie for event in (*watches, *rates)} - catalog.movies.keys())
+        movie_ids = {**catalog.movies, **new_movies}
+        _store_ratings(rates, movie_ids)
+        _store_watches(watches, movie_ids)
+        _store_recommendations(recommendations)
+        _store_rejections(rejections, source)
+
+    catalog.viewers |= new_viewers
+    catalog.movies.update(new_movies)
+    catalog.trim()
+    for kind, count in result.by_kind.items():
+        metrics.EVENTS_INGESTED.labels(kind=kind).inc(count)
+    for reason, count in result.by_reason.items():
+        metrics.LINES_REJECTED.labels(reason=reason).inc(count)
+    return result
+
+
+def _ensure_viewers(ids: set[int]) -> set[int]:
+    if ids:
+        Viewer.objects.bulk_create([Viewer(id=viewer_id) for viewer_id in ids], ignore_conflicts=True, batch_size=2000)
+    return ids
+
+
+def _ensure_movies(slugs: set[str]) -> dict[str, int]:
+    if not slugs:
+        return {}
+    new = []
+    for slug in slugs:
+        title, year = Movie.title_year_from_slug(slug)
+        new.append(Movie(slug=slug, title=title[:300], year=year))
+    Movie.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
+    return dict(Movie.objects.filter(slug__in=slugs).values_list("slug", "id"))
+
+
+def _store_ratings(events: list[RateEvent], movie_ids: dict[str, int]) -> None:
+    if not events:
+        return
+    unique = {(e.viewer_id, movie_ids[e.movie], e.at): e.score for e in events}
+    Rating.objects.bulk_create(
+        [
+            Rating(viewer_id=viewer_id, movie_id=movie_id, rated_at=at, score=score)
+            for (viewer_id, movie_id, at), score in unique.items()
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+
+
+def _store_watches(events: list[WatchEvent], movie_ids: dict[str, int]) -> None:
+    """Fold per-minute lines into one row per (viewer, movie) and upsert the merged rows."""
+    if not events:
+        return
+    minutes: dict[tuple[int, int], set[int]] = defaultdict(set)
+    first: dict[tuple[int, int], datetime] = {}
+    last: dict[tuple[int, int], datetime] = {}
+    for event in events:
+        key = (event.viewer_id, movie_ids[event.movie])
+        minutes[key].add(event.minute)
+        first[key] = min(first.get(key, event.at), event.at)
+        last[key] = max(last.get(key, event.at), event.at)
+
+    viewer_ids = {viewer_id for viewer_id, _ in minutes}
+    movie_pks = {movie_id for _, movie_id in minutes}
+    # A superset of the rows we need (every pair of these viewers and movies); filtered below.
+    existing = {
+        (watch.viewer_id, watch.movie_id): watch
+        for watch in Watch.objects.select_for_update().filter(viewer_id__in=viewer_ids, movie_id__in=movie_pks)
+        if (watch.viewer_id, watch.movie_id) in minutes
+    }
+    merged = []
+    for key, seen in minutes.items():
+        watch = existing.get(key) or Watch(viewer_id=key[0], movie_id=key[1])
+        watch.merge(minutes=seen, first_seen_at=first[key], last_seen_at=last[key])
+        merged.append(watch)
+    bulk_upsert(
+        Watch,
+        merged,
+        unique_fields=["viewer", "movie"],
+        update_fields=["minutes_bitmap", "minutes_watched", "max_minute", "first_seen_at", "last_seen_at"],
+    )
+
+
+def _content_hash(*parts: object) -> str:
+    return hashlib.sha1("\x1f".join(str(part) for part in parts).encode("utf-8", "replace")).hexdigest()
+
+
+def _store_recommendations(events: list[RecommendationEvent]) -> None:
+    if not events:
+        return
+    rows = {}
+    for e in events:
+        digest = _content_hash(
+            e.at.isoformat(), e.viewer_id, e.host, e.status, ",".join(e.results), e.error, e.response_ms
+        )
+        rows[digest] = ObservedRecommendation(
+            requested_at=e.at,
+            viewer_id=e.viewer_id,
+            host=e.host,
+            status=e.status,
+            results=",".join(e.results),
+            result_count=len(e.results),
+            error=e.error,
+            response_ms=e.response_ms,
+            event_hash=digest,
+        )
+    ObservedRecommendation.objects.bulk_create(list(rows.values()), ignore_conflicts=True, batch_size=1000)
+
+
+def _store_rejections(rejections: list[Rejection], source: str) -> None:
+    """Keep rejected lines verbatim up to ``STREAM_REJECTED_KEEP``; count the rest per reason.
+
+    A line already kept is not counted again, so re-ingesting a file changes nothing. Past the
+    bound, lines are only counted (a flood of garbage must not fill the disk), and a replay of
+    those is counted again: the price of not storing them.
+    """
+    if not rejections:
+        return
+    unique = {_content_hash(r.line): r for r in rejections}
+    known = set(RejectedLine.objects.filter(line_hash__in=unique.keys()).values_list("line_hash", flat=True))
+    new = [(digest, r) for digest, r in unique.items() if digest not in known]
+    if not new:
+        return
+    room = max(settings.STREAM_REJECTED_KEEP - RejectedLine.objects.count(), 0)
+    now = timezone.now()
+    RejectedLine.objects.bulk_create(
+        [
+            RejectedLine(
+                line_hash=digest,
+                reason=r.reason,
+                detail=r.detail[:200],
+                raw=r.line[:RAW_KEEP_CHARS],
+                length=len(r.line),
+                source=source[:300],
+                received_at=now,
+            )
+            for digest, r in new[:room]
+        ],
+        ignore_conflicts=True,
+    )
+    overflow = Counter(r.reason for _, r in new[room:])
+    for reason, count in overflow.items():
+        RejectionOverflow.objects.get_or_create(reason=reason)
+        RejectionOverflow.objects.filter(reason=reason).update(count=F("count") + count, last_at=now)
+
+
+def rejections_total() -> int:
+    kept = RejectedLine.objects.count()
+    overflow = sum(RejectionOverflow.objects.values_list("count", flat=True))
+    return kept + overflow
+
+
+# --- Driving a source ----------------------------------------------------------------------
+
+
+def stream_consume(
+    *,
+    source: LineSource,
+    max_events: int | None = None,
+    idle_seconds: float | None = None,
+    batch_size: int | None = None,
+    retries: int = 5,
+    on_batch: Callable[[IngestRun, BatchResult], None] | None = None,
+) -> IngestRun:
+    """Ingest ``source`` until it ends, ``max_events`` lines are read, or it is idle that long.
+
+    1. Read a batch from the source.
+    2. Write it (``stream_ingest_batch``), retrying with back-off if the database is away.
+    3. Only then tell the source the batch is done (Kafka commits its offsets here).
+    """
+    batch_size = batch_size or settings.STREAM_BATCH_SIZE
+    run = IngestRun.objects.create(source=source.name, started_at=timezone.now())
+    catalog = Catalog()
+    try:
+        for lines in source.batches(batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds):
+            batch_id = new_id()[:12]
+            with log_context(batch_id=batch_id):
+                result = _ingest_with_retries(lines=lines, source=source.name, catalog=catalog, retries=retries)
+                source.commit()
+                _add_to_run(run, result)
+                logger.debug("batch stored: %d lines, %d rejected", result.lines, result.rejected)
+            if on_batch:
+                on_batch(run, result)
+    except BaseException as error:
+        run.status = IngestRun.Status.FAILED
+        run.error = f"{type(error).__name__}: {error}"[:2000]
+        raise
+    else:
+        run.status = IngestRun.Status.FINISHED
+    finally:
+        source.close()
+        run.finished_at = timezone.now()
+        _save_run(run)
+    return run
+
+
+def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, catalog: Catalog, retries: int) -> BatchResult:
+    delay = 0.5
+    for attempt in range(1, retries + 2):
+        started = time.perf_counter()
+        try:
+            result = stream_ingest_batch(lines=lines, source=source, catalog=catalog)
+        except (OperationalError, IntegrityError) as error:
+            # OperationalError: the database went away or a lock timed out. IntegrityError: a
+            # concurrent writer inserted the same new row first. Both succeed on a retry.
+            metrics.BATCH_FAILURES.inc()
+            if attempt > retries:
+                raise
+            logger.warning(
+                "batch write failed (attempt %d of %d), retrying in %.1fs: %s", attempt, retries + 1, delay, error
+            )
+            connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            continue
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return result
+    raise AssertionError("unreachable")
+
+
+def _add_to_run(run: IngestRun, result: BatchResult) -> None:
+    run.lines += result.lines
+    run.watches += result.by_kind["watch"]
+    run.ratings += result.by_kind["rate"]
+    run.recommendations += result.by_kind["recommendation"]
+    run.rejected += result.rejected
+    run.batches += 1
+    if run.batches % 20 == 0:
+        # A long-running consumer reports as it goes (and keeps its run record current).
+        _save_run(run)
+        logger.info("ingested %s lines so far (%s rejected)", f"{run.lines:,}", f"{run.rejected:,}")
+
+
+def _save_run(run: IngestRun) -> None:
+    try:
+        run.save()
+    except OperationalError:
+        # The run record is bookkeeping; losing one update must not fail the ingestion.
+        logger.exception("could not save the ingest run record")
+        connection.close()
