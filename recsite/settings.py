@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "rest_framework",
     "django_q",
+    "recsite",
     "recommender",
     "stream",
     "simulator",
@@ -196,6 +197,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "kafka": {"level": "WARNING"},
+        # kafka-python warns about its own event loop timing on every slow poll; errors still show.
+        "kafka": {"level": "ERROR"},
     },
 }

@@ -306,13 +306,20 @@ def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, catalog: 
             logger.warning(
                 "batch write failed (attempt %d of %d), retrying in %.1fs: %s", attempt, retries + 1, delay, error
             )
-            connection.close()
+            _drop_broken_connection()
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
             continue
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
     raise AssertionError("unreachable")
+
+
+def _drop_broken_connection() -> None:
+    # A lost connection must be closed so the next attempt opens a new one; a healthy one
+    # (a lock timeout, a conflicting insert) is kept.
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
 
 
 def _add_to_run(run: IngestRun, result: BatchResult) -> None:
@@ -334,4 +341,4 @@ def _save_run(run: IngestRun) -> None:
     except OperationalError:
         # The run record is bookkeeping; losing one update must not fail the ingestion.
         logger.exception("could not save the ingest run record")
-        connection.close()
+        _drop_broken_connection()

@@ -116,12 +116,13 @@ class KafkaSource:
     """A Kafka topic read as a consumer group; offsets are committed only after each batch is
     stored, so a consumer that dies mid-batch re-reads that batch (and ingestion is idempotent)."""
 
-    def __init__(self, *, bootstrap: str, topic: str, group: str) -> None:
+    def __init__(self, *, bootstrap: str, topic: str, group: str, connect_timeout_ms: int = 30_000) -> None:
         from kafka import KafkaConsumer
         from kafka.errors import KafkaError
 
         self.name = f"kafka://{bootstrap}/{topic}"
         self.topic = topic
+        self._lag_reported_at = 0.0
         self.total = None
         self.done = 0
         try:
@@ -133,6 +134,7 @@ class KafkaSource:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 request_timeout_ms=30_000,
+                bootstrap_timeout_ms=connect_timeout_ms,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
             )
         except KafkaError as error:
@@ -147,7 +149,8 @@ class KafkaSource:
             size = batch_size if remaining is None else min(batch_size, remaining)
             polled = self._consumer.poll(timeout_ms=500, max_records=size)
             batch = [record.value for records in polled.values() for record in records if record.value is not None]
-            self._report_lag()
+            if time.monotonic() - self._lag_reported_at >= 5:
+                self._report_lag()
             if not batch:
                 if idle_seconds is not None and time.monotonic() - idle_since >= idle_seconds:
                     return
@@ -159,6 +162,8 @@ class KafkaSource:
             yield batch
 
     def _report_lag(self) -> None:
+        # end_offsets is a round trip to the broker: done every few seconds, not every poll.
+        self._lag_reported_at = time.monotonic()
         partitions = self._consumer.assignment()
         if not partitions:
             return

@@ -4,13 +4,13 @@
 # (jars from Maven Central through services/kafka/pom.xml). Everything lives under .services/
 # in the checkout, so nothing here touches a system-wide instance.
 #
-#   services/scripts/services.sh install|start|stop|status [mariadb|kafka ...]
+#   scripts/services.sh install|start|stop|status [mariadb|kafka ...]
 #
 # Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306},
 # Kafka 127.0.0.1:19092 (see services/kafka/server.properties).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE="$ROOT/.services"
 MARIADB_PORT=${MARIADB_PORT:-13306}
 MARIADB_DIR="$STATE/mariadb"

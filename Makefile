@@ -1,0 +1,52 @@
+# recsite: `make demo` runs the demo on the embedded default (SQLite + simulator);
+# `make test` runs the whole test suite, on SQLite and on a real MariaDB and Kafka.
+SHELL := /bin/bash
+PY := .venv/bin/python
+DEMO_PORT ?= 8082
+DEMO_SEED ?= 42
+DEMO_VIEWERS ?= 1000
+DEMO_MOVIES ?= 800
+MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
+KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
+export KAFKA_BOOTSTRAP
+
+.PHONY: demo test test-sqlite test-mariadb lint venv services services-stop bench-ingest clean
+
+venv:
+	@scripts/venv.sh
+
+demo: venv
+	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py simulate --seed $(DEMO_SEED) --viewers $(DEMO_VIEWERS) --movies $(DEMO_MOVIES) \
+		--junk-rate 0.002 --out var/data/demo-stream.log --world-out var/data/demo-world
+	$(PY) manage.py import_movielens var/data/demo-world
+	$(PY) manage.py consume_stream --source file:var/data/demo-stream.log
+	$(PY) manage.py collectstatic --no-input -v 0
+	@$(PY) manage.py ensure_admin
+	@echo "recsite is at http://127.0.0.1:$(DEMO_PORT)/admin/ (Ctrl-C stops it)"
+	.venv/bin/gunicorn recsite.wsgi --bind 127.0.0.1:$(DEMO_PORT) --workers 2 --access-logfile -
+
+services:
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
+
+lint: venv
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+test-sqlite: venv
+	$(PY) -m pytest
+
+test-mariadb: venv
+	DATABASE_URL=$(MARIADB_URL) $(PY) -m pytest
+
+# The services come first: installing MariaDB brings the headers mysqlclient compiles against.
+test: services venv lint test-sqlite test-mariadb
+
+bench-ingest: venv services
+	DATABASE_URL=$(MARIADB_URL) $(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

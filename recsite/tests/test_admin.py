@@ -1,0 +1,50 @@
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from stream.services import stream_ingest_batch
+
+
+@pytest.fixture
+def superuser_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("ops", "ops@example.org", "pw")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def ingested(db):
+    stream_ingest_batch(
+        lines=[
+            "2023-10-01T12:00:00,7,GET /data/m/the+matrix+1999/0.mpg",
+            "2023-10-01T12:03:00,7,GET /rate/the+matrix+1999=5",
+            "2023-10-01T12:06:00,9,recommendation request r:8082, status 200, result: the+matrix+1999, 41 ms",
+            "2023-10-01T12:07:00,7,GET /rate/the+matrix+1999=E",
+        ]
+    )
+
+
+def test_every_admin_page_opens_for_a_superuser(superuser_client, ingested):
+    for model, model_admin in admin.site._registry.items():
+        info = f"{model._meta.app_label}_{model._meta.model_name}"
+        changelist = superuser_client.get(reverse(f"admin:{info}_changelist"))
+        assert changelist.status_code == 200, info
+        obj = model_admin.get_queryset(changelist.wsgi_request).first()
+        if obj is not None:
+            change = superuser_client.get(reverse(f"admin:{info}_change", args=[obj.pk]))
+            assert change.status_code == 200, info
+        if model_admin.has_add_permission(changelist.wsgi_request):
+            assert superuser_client.get(reverse(f"admin:{info}_add")).status_code == 200, info
+
+
+def test_stream_audit_data_is_read_only(superuser_client, ingested):
+    response = superuser_client.get(reverse("admin:stream_rejectedline_add"))
+
+    assert response.status_code == 403
+
+
+def test_changelists_filter_by_operational_buckets(superuser_client, ingested):
+    response = superuser_client.get(reverse("admin:stream_observedrecommendation_changelist") + "?speed=fast")
+
+    assert response.status_code == 200
+    assert b"r:8082" in response.content

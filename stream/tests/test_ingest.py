@@ -1,0 +1,224 @@
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import OperationalError
+from django.db.models import Sum
+
+from recommender.models import Movie, Rating, Viewer, Watch
+from stream import services
+from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
+from stream.services import Catalog, rejections_total, stream_consume, stream_ingest_batch
+from stream.sources import FileSource, IterableSource
+
+MIXED_LINES = [
+    # viewer 7 watches minutes 0-2 of one movie; minute 1 arrives twice, as the platform sends it
+    "2023-10-01T12:00:00,7,GET /data/m/the+matrix+1999/0.mpg",
+    "2023-10-01T12:01:00,7,GET /data/m/the+matrix+1999/1.mpg",
+    "2023-10-01T12:01:00,7,GET /data/m/the+matrix+1999/1.mpg",
+    "2023-10-01T12:02:00.25,7,GET /data/m/the+matrix+1999/2.mpg",
+    "2023-10-01T12:03:00,7,GET /rate/the+matrix+1999=5",
+    "2023-10-01T12:04:00,8,GET /data/m/mr++mrs+smith+2005/40.mpg",
+    "2023-10-01T12:05:00,8,GET /rate/mr++mrs+smith+2005=2",
+    # a later rating of the same movie is a new event: history is kept
+    "2023-10-02T09:00:00,8,GET /rate/mr++mrs+smith+2005=3",
+    "2023-10-01T12:06:00.123,9,recommendation request r:8082, status 200, result: the+matrix+1999, heat+1995, 41 ms",
+    "2023-10-01T12:06:30,9,recommendation request r:8082, status 0, result: java.util.concurrent.TimeoutException:"
+    " Request timeout to r/10.0.0.1:8082 after 800 ms, 812 ms",
+    # damaged lines
+    "2023-10-01T12:07:00,7,GET /data/m/the+matrix+1999/6x1.mpg",
+    "2023-10-01T12:07:00,7,GET /rate/the+matrix+1999=E",
+    "2023-10-01T12:07:00,7,GET /rate/the+matrix+1999=7",
+    "2023-10-01T12:07:00,GET /data/m/the+matrix+1999/3.mpg",
+    "",
+]
+
+
+def _write(path: Path, lines: list[str | bytes]) -> Path:
+    path.write_bytes(b"\n".join(line if isinstance(line, bytes) else line.encode() for line in lines) + b"\n")
+    return path
+
+
+def _counts() -> dict[str, int]:
+    return {
+        "viewers": Viewer.objects.count(),
+        "movies": Movie.objects.count(),
+        "ratings": Rating.objects.count(),
+        "watches": Watch.objects.count(),
+        "minutes": Watch.objects.aggregate(total=Sum("minutes_watched"))["total"] or 0,
+        "observed": ObservedRecommendation.objects.count(),
+        "rejected": rejections_total(),
+    }
+
+
+@pytest.mark.django_db
+def test_mixed_file_gives_exact_counts_and_a_second_ingestion_changes_nothing(tmp_path):
+    junk = [b"\xff\xfe\x00\x81binary", b"2023-10-01T12:00:00,5,GET /data/m/" + b"x" * 100_000 + b"/1.mpg"]
+    log = _write(tmp_path / "mixed.log", [*MIXED_LINES, *junk])
+
+    first = stream_consume(source=FileSource(str(log)), batch_size=4)
+    after_first = _counts()
+    second = stream_consume(source=FileSource(str(log)), batch_size=7)
+
+    assert (first.watches, first.ratings, first.recommendations, first.rejected) == (5, 3, 2, 7)
+    assert (second.watches, second.ratings, second.recommendations, second.rejected) == (5, 3, 2, 7)
+    assert after_first == {
+        "viewers": 3,
+        "movies": 2,
+        "ratings": 3,
+        "watches": 2,
+        "minutes": 4,  # 0, 1, 2 of the matrix and 40 of mr & mrs smith
+        "observed": 2,
+        "rejected": 7,
+    }
+    assert _counts() == after_first
+
+
+@pytest.mark.django_db
+def test_watch_lines_fold_into_one_row_per_viewer_and_movie():
+    stream_ingest_batch(lines=MIXED_LINES[:4])
+    stream_ingest_batch(lines=["2023-10-01T12:30:00,7,GET /data/m/the+matrix+1999/30.mpg"])
+
+    watch = Watch.objects.get(viewer_id=7, movie__slug="the+matrix+1999")
+    assert watch.minutes_watched == 4
+    assert watch.max_minute == 30
+    assert watch.first_seen_at.isoformat() == "2023-10-01T12:00:00+00:00"
+    assert watch.last_seen_at.isoformat() == "2023-10-01T12:30:00+00:00"
+    assert watch.has_watched(2)
+    assert not watch.has_watched(3)
+
+
+@pytest.mark.django_db
+def test_creates_unknown_movies_with_title_and_year_from_the_slug():
+    stream_ingest_batch(lines=["2023-10-01T12:00:00,7,GET /rate/the+shawshank+redemption+1994=5"])
+
+    movie = Movie.objects.get(slug="the+shawshank+redemption+1994")
+    assert (movie.title, movie.year) == ("The Shawshank Redemption", 1994)
+    assert Viewer.objects.get(id=7).is_profiled is False
+
+
+@pytest.mark.django_db
+def test_keeps_rating_history_and_the_latest_is_current():
+    stream_ingest_batch(lines=MIXED_LINES[5:8])
+
+    scores = list(Rating.objects.filter(viewer_id=8).order_by("rated_at").values_list("score", flat=True))
+    assert scores == [2, 3]
+
+
+@pytest.mark.django_db
+def test_rejected_lines_are_kept_verbatim_with_reason():
+    stream_ingest_batch(lines=["2023-10-01T12:07:00,7,GET /rate/the+matrix+1999=E"], source="file:x.log")
+
+    rejected = RejectedLine.objects.get()
+    assert rejected.reason == "bad_rating"
+    assert rejected.raw == "2023-10-01T12:07:00,7,GET /rate/the+matrix+1999=E"
+    assert rejected.source == "file:x.log"
+
+
+@pytest.mark.django_db
+def test_rejected_lines_past_the_bound_are_counted_not_stored(settings):
+    settings.STREAM_REJECTED_KEEP = 3
+    garbage = [f"garbage line {number}" for number in range(10)]
+
+    stream_ingest_batch(lines=garbage)
+
+    assert RejectedLine.objects.count() == 3
+    assert RejectionOverflow.objects.get(reason="missing_fields").count == 7
+    assert rejections_total() == 10
+
+
+@pytest.mark.django_db
+def test_a_database_hiccup_is_retried_and_loses_nothing(monkeypatch):
+    real_ingest = services.stream_ingest_batch
+    failures = iter([OperationalError("server has gone away")])
+
+    def flaky_ingest(**kwargs):
+        for error in failures:
+            raise error
+        return real_ingest(**kwargs)
+
+    monkeypatch.setattr(services, "stream_ingest_batch", flaky_ingest)
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+
+    run = stream_consume(source=IterableSource(MIXED_LINES), batch_size=100)
+
+    assert run.status == IngestRun.Status.FINISHED
+    assert Rating.objects.count() == 3
+    assert Watch.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_database_that_stays_away_fails_the_run_without_committing(monkeypatch):
+    committed = []
+
+    class RecordingSource(IterableSource):
+        def commit(self):
+            committed.append(True)
+
+    def broken_ingest(**kwargs):
+        raise OperationalError("server has gone away")
+
+    monkeypatch.setattr(services, "stream_ingest_batch", broken_ingest)
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+
+    with pytest.raises(OperationalError):
+        stream_consume(source=RecordingSource(MIXED_LINES), retries=2)
+
+    assert committed == []
+    assert IngestRun.objects.get().status == IngestRun.Status.FAILED
+
+
+@pytest.mark.django_db
+def test_catalog_cache_is_not_updated_when_the_batch_rolls_back(monkeypatch):
+    catalog = Catalog()
+
+    def fail(*args, **kwargs):
+        raise OperationalError("lost connection")
+
+    monkeypatch.setattr(services, "_store_recommendations", fail)
+    with pytest.raises(OperationalError):
+        stream_ingest_batch(lines=MIXED_LINES[:1], catalog=catalog)
+
+    assert catalog.viewers == set()
+    assert catalog.movies == {}
+    assert Viewer.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_consume_stream_command_stops_after_max_events(tmp_path, capsys):
+    log = _write(tmp_path / "events.log", MIXED_LINES)
+
+    call_command("consume_stream", source=f"file:{log}", max_events=4)
+
+    assert IngestRun.objects.get().lines == 4
+    assert "finished: 4 lines" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_consume_stream_command_ingests_the_simulator():
+    call_command("consume_stream", source="simulator", simulator="seed=3,viewers=20,movies=30", max_events=5000)
+
+    run = IngestRun.objects.get()
+    assert run.lines == 5000
+    assert run.rejected == 0
+    assert Watch.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("file:/does/not/exist.log", "cannot open /does/not/exist.log"),
+        ("ftp://example.org/log", "unknown source"),
+        ("kafka://", "expected kafka://HOST:PORT/TOPIC"),
+    ],
+)
+def test_consume_stream_command_names_a_bad_source(source, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("consume_stream", source=source)
+
+
+@pytest.mark.django_db
+def test_consume_stream_command_rejects_unknown_simulator_options():
+    with pytest.raises(CommandError, match="unknown simulator option 'colour'"):
+        call_command("consume_stream", source="simulator", simulator="colour=blue")
