@@ -1,0 +1,105 @@
+"""Ingestion throughput: from a file and from Kafka into the configured database, next to the
+rate of merely reading and parsing the same lines.
+
+    DATABASE_URL=mysql://recsite:recsite@127.0.0.1:13306/recsite .venv/bin/python benchmarks/ingest.py
+
+(``make bench-ingest`` does that with the project-local MariaDB). It writes into a scratch
+database it creates and drops, never the configured one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+os.environ.setdefault("LOG_LEVEL", "warning")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import setup_databases, teardown_databases  # noqa: E402
+
+from simulator.services import simulator_publish  # noqa: E402
+from simulator.world import World  # noqa: E402
+from stream.parsing import parse_line  # noqa: E402
+from stream.services import stream_consume  # noqa: E402
+from stream.sources import FileSource, KafkaSource  # noqa: E402
+
+
+def _read_and_parse(path: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    count = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            parse_line(line)
+            count += 1
+    return count, time.perf_counter() - started
+
+
+def _report(label: str, lines: int, seconds: float, baseline: float | None = None) -> float:
+    rate = lines / seconds
+    ratio = f"  ({rate / baseline:.2f} of read-and-parse)" if baseline else ""
+    print(f"{label:<38} {lines:>9,} lines in {seconds:6.2f}s = {rate:>9,.0f} events/s{ratio}")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--viewers", type=int, default=2000)
+    parser.add_argument("--movies", type=int, default=1500)
+    parser.add_argument("--sessions-per-viewer", type=float, default=4.0)
+    parser.add_argument("--junk-rate", type=float, default=0.002)
+    parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka measurement")
+    args = parser.parse_args()
+
+    world = World.generate(seed=7, viewers=args.viewers, movies=args.movies)
+    lines = list(world.events(sessions_per_viewer=args.sessions_per_viewer, junk_rate=args.junk_rate))
+    path = Path(tempfile.mkdtemp(prefix="recsite-bench-")) / "stream.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    vendor = connection.vendor
+    print(f"{len(lines):,} simulated lines ({args.viewers:,} viewers, {args.movies:,} movies) into {vendor}")
+
+    count, seconds = _read_and_parse(path)
+    baseline = _report("read and parse (file)", count, seconds)
+
+    old_config = setup_databases(verbosity=0, interactive=False)
+    try:
+        run = stream_consume(source=FileSource(str(path)))
+        _report(f"file -> {vendor} (first pass)", run.lines, run.duration_seconds or 1e-9, baseline)
+        run = stream_consume(source=FileSource(str(path)))
+        _report(f"file -> {vendor} (replay, all duplicates)", run.lines, run.duration_seconds or 1e-9, baseline)
+
+        if not args.no_kafka:
+            topic = f"bench-{uuid.uuid4().hex[:8]}"
+            started = time.perf_counter()
+            simulator_publish(lines=lines, bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic)
+            _report("produce to Kafka", len(lines), time.perf_counter() - started)
+            source = KafkaSource(bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic, group=f"read-{topic}")
+            started = time.perf_counter()
+            read = sum(len(batch) for batch in source.batches(batch_size=5000, max_lines=len(lines)))
+            source.close()
+            kafka_baseline = _report("read from Kafka (no parse, no write)", read, time.perf_counter() - started)
+            source = KafkaSource(bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic, group=f"ingest-{topic}")
+            with connection.cursor() as cursor:
+                for table in ("recommender_rating", "recommender_watch", "stream_observedrecommendation"):
+                    cursor.execute(f"DELETE FROM {table}")
+            run = stream_consume(source=source, max_events=len(lines))
+            _report(f"Kafka -> {vendor}", run.lines, run.duration_seconds or 1e-9, baseline)
+            print(f"{'':<38} ({run.lines / (run.duration_seconds or 1e-9) / kafka_baseline:.2f} of reading Kafka alone)")
+    finally:
+        teardown_databases(old_config, verbosity=0)
+        path.unlink()
+
+
+if __name__ == "__main__":
+    main()
