@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
 os.environ.setdefault("LOG_LEVEL", "warning")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -95,7 +95,8 @@ def main() -> None:
                     cursor.execute(f"DELETE FROM {table}")
             run = stream_consume(source=source, max_events=len(lines))
             _report(f"Kafka -> {vendor}", run.lines, run.duration_seconds or 1e-9, baseline)
-            print(f"{'':<38} ({run.lines / (run.duration_seconds or 1e-9) / kafka_baseline:.2f} of reading Kafka alone)")
+            share = run.lines / (run.duration_seconds or 1e-9) / kafka_baseline
+            print(f"{'':<38} ({share:.2f} of reading Kafka alone)")
     finally:
         teardown_databases(old_config, verbosity=0)
         path.unlink()
