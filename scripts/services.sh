@@ -117,17 +117,16 @@ kafka_start() {
   log "starting Kafka (KRaft) on 127.0.0.1:19092"
   nohup bash -c "$(declare -f kafka_java); ROOT='$ROOT' KAFKA_LIB='$KAFKA_LIB'; kafka_java kafka.Kafka '$KAFKA_DIR/server.properties'" \
     >"$KAFKA_DIR/server.log" 2>&1 &
-  echo $! >"$KAFKA_DIR/kafka.pid"
   wait_for 90 Kafka kafka_ping || { tail -n 30 "$KAFKA_DIR/server.log" >&2; return 1; }
 }
 
 kafka_stop() {
-  if [ -f "$KAFKA_DIR/kafka.pid" ]; then
+  # "[k]afka.Kafka" matches the broker's command line but not pgrep's own (or this shell's).
+  local pattern="[k]afka.Kafka $KAFKA_DIR/server.properties"
+  if pgrep -f "$pattern" >/dev/null; then
     log "stopping Kafka"
-    pkill -f "kafka.Kafka $KAFKA_DIR/server.properties" 2>/dev/null || true
-    wait_for 60 "Kafka shutdown" bash -c "! pgrep -f 'kafka.Kafka $KAFKA_DIR/server.properties'" || \
-      pkill -9 -f "kafka.Kafka $KAFKA_DIR/server.properties" || true
-    rm -f "$KAFKA_DIR/kafka.pid"
+    pkill -f "$pattern" || true
+    wait_for 60 "Kafka shutdown" bash -c "! pgrep -f '$pattern'" || pkill -9 -f "$pattern" || true
   fi
 }
 
