@@ -4,8 +4,9 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 DEMO_PORT ?= 8082
 DEMO_SEED ?= 42
-DEMO_VIEWERS ?= 1000
+DEMO_VIEWERS ?= 600
 DEMO_MOVIES ?= 800
+DEMO_SESSIONS ?= 25
 MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
@@ -17,14 +18,18 @@ venv:
 
 demo: venv
 	$(PY) manage.py migrate --no-input -v 0
-	$(PY) manage.py simulate --seed $(DEMO_SEED) --viewers $(DEMO_VIEWERS) --movies $(DEMO_MOVIES) \
+	$(PY) manage.py simulate --seed $(DEMO_SEED) --viewers $(DEMO_VIEWERS) --movies $(DEMO_MOVIES) --sessions-per-viewer $(DEMO_SESSIONS) \
 		--junk-rate 0.002 --out var/data/demo-stream.log --world-out var/data/demo-world
 	$(PY) manage.py import_movielens var/data/demo-world
 	$(PY) manage.py consume_stream --source file:var/data/demo-stream.log
+	$(PY) manage.py train
+	$(PY) manage.py setup_schedules
 	$(PY) manage.py collectstatic --no-input -v 0
 	@$(PY) manage.py ensure_admin
 	@echo "recsite is at http://127.0.0.1:$(DEMO_PORT)/admin/ (Ctrl-C stops it)"
-	.venv/bin/gunicorn recsite.wsgi --bind 127.0.0.1:$(DEMO_PORT) --workers 2 --access-logfile -
+	@# The django-q2 cluster runs the schedules beside the web server; both stop together.
+	trap 'kill 0' EXIT; $(PY) manage.py qcluster & \
+		.venv/bin/gunicorn recsite.wsgi --bind 127.0.0.1:$(DEMO_PORT) --workers 2 --access-logfile -
 
 services:
 	@scripts/services.sh start

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import json
+
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from recommender.models import Movie, Rating, Viewer, Watch
+from recommender.models import ModelStatusChange, ModelVersion, Movie, Rating, Viewer, Watch
+from recommender.selectors import model_version_stable_at
 from recsite.admin import ReadOnlyAdmin
 
 
@@ -89,3 +94,147 @@ class WatchAdmin(ReadOnlyAdmin):
     @admin.display(ordering="movie__slug", description="movie")
     def movie_link(self, watch: Watch) -> str:
         return _link("movie", watch.movie_id, watch.movie.slug)
+
+
+class ServingFilter(admin.SimpleListFilter):
+    title = "lifecycle"
+    parameter_name = "lifecycle"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("serving", "serving (stable or canary)"),
+            ("waiting", "candidates"),
+            ("out", "retired, rejected, failed"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        groups = {
+            "serving": [ModelVersion.Status.STABLE, ModelVersion.Status.CANARY],
+            "waiting": [ModelVersion.Status.CANDIDATE, ModelVersion.Status.TRAINING],
+            "out": [ModelVersion.Status.RETIRED, ModelVersion.Status.REJECTED, ModelVersion.Status.FAILED],
+        }
+        return queryset.filter(status__in=groups[self.value()]) if self.value() in groups else queryset
+
+
+class StatusChangeInline(admin.TabularInline):
+    model = ModelStatusChange
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_status", "to_status", "reason", "actor"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ServedAtForm(forms.Form):
+    at = forms.DateTimeField(
+        label="At (UTC)",
+        help_text="e.g. 2026-11-26 14:30",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}),
+    )
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "version",
+        "status",
+        "ranker",
+        "rating_algorithm",
+        "rmse_column",
+        "ndcg_column",
+        "popularity_ndcg",
+        "snapshot_link",
+        "training_finished_at",
+        "revision",
+    ]
+    list_filter = [ServingFilter, "status", "ranker", "rating_algorithm"]
+    list_select_related = ["snapshot"]
+    inlines = [StatusChangeInline]
+    exclude = ["metrics", "group_metrics", "gate", "params"]
+    readonly_fields = ["pretty_gate", "pretty_metrics", "group_table", "pretty_params"]
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "served-at/", self.admin_site.admin_view(self.served_at_view), name="recommender_modelversion_served_at"
+            ),
+            *super().get_urls(),
+        ]
+
+    def served_at_view(self, request: HttpRequest) -> HttpResponse:
+        """Which version was stable at a moment a person asks about."""
+        form = ServedAtForm(request.GET or None)
+        answer = None
+        if form.is_valid():
+            answer = {"at": form.cleaned_data["at"], "version": model_version_stable_at(form.cleaned_data["at"])}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Which model version served at a given time?",
+            "form": form,
+            "answer": answer,
+            "changes": ModelStatusChange.objects.select_related("model_version").order_by("-at")[:50],
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/recommender/modelversion/served_at.html", context)
+
+    @admin.display(ordering="metrics__rmse", description="RMSE")
+    def rmse_column(self, version: ModelVersion) -> str:
+        return f"{version.rmse:.4f}" if version.rmse is not None else "-"
+
+    @admin.display(description="NDCG@10")
+    def ndcg_column(self, version: ModelVersion) -> str:
+        return f"{version.ndcg_at_10:.4f}" if version.ndcg_at_10 is not None else "-"
+
+    @admin.display(description="popularity NDCG@10")
+    def popularity_ndcg(self, version: ModelVersion) -> str:
+        value = version.metrics.get("popularity", {}).get("ndcg@10")
+        return f"{value:.4f}" if value is not None else "-"
+
+    @admin.display(description="data")
+    def snapshot_link(self, version: ModelVersion) -> str:
+        if version.snapshot is None:
+            return "-"
+        url = reverse("admin:provenance_datasnapshot_change", args=[version.snapshot_id])
+        return format_html('<a href="{}">{}</a>', url, version.snapshot.content_hash[:12])
+
+    @admin.display(description="code")
+    def revision(self, version: ModelVersion) -> str:
+        return version.code_revision[:12] + ("+dirty" if version.code_revision.endswith("+dirty") else "")
+
+    @admin.display(description="gate")
+    def pretty_gate(self, version: ModelVersion) -> str:
+        return _pre(version.gate)
+
+    @admin.display(description="metrics")
+    def pretty_metrics(self, version: ModelVersion) -> str:
+        return _pre(version.metrics)
+
+    @admin.display(description="parameters")
+    def pretty_params(self, version: ModelVersion) -> str:
+        return _pre(version.params)
+
+    @admin.display(description="per demographic group")
+    def group_table(self, version: ModelVersion) -> str:
+        rows = [
+            (
+                dimension,
+                group,
+                figures.get("viewers"),
+                figures.get("ratings"),
+                figures.get("rmse"),
+                figures.get("ndcg@10"),
+            )
+            for dimension, groups in sorted(version.group_metrics.items())
+            for group, figures in sorted(groups.items())
+        ]
+        return format_html(
+            "<table><tr><th>dimension</th><th>group</th><th>viewers</th><th>ratings</th><th>RMSE</th>"
+            "<th>NDCG@10</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+
+def _pre(value: object) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
+from django.conf import settings
 from django.db import models
 
 from stream.parsing import SLUG_MAX_LENGTH
@@ -145,3 +147,86 @@ class Watch(models.Model):
 
     def has_watched(self, minute: int) -> bool:
         return bool(int.from_bytes(bytes(self.minutes_bitmap or b""), "little") >> minute & 1)
+
+
+class ModelVersion(models.Model):
+    """A trained model registered with its full lineage: data, code, parameters, metrics, gate.
+
+    One versioned artifact may bundle a ranker (the top-20 list viewers see) and a rating model
+    (RMSE, and the order of ties); the registry and the gate treat it as one thing.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        FAILED = "failed"
+        CANDIDATE = "candidate"
+        REJECTED = "rejected"
+        CANARY = "canary"
+        STABLE = "stable"
+        RETIRED = "retired"
+
+    version = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING, db_index=True)
+    rating_algorithm = models.CharField(max_length=32, help_text="scikit-surprise rating model")
+    ranker = models.CharField(max_length=32, help_text="model that ranks the served list")
+    params = models.JSONField(default=dict, help_text="hyper-parameters of both models, and the split")
+    snapshot = models.ForeignKey(
+        "provenance.DataSnapshot", on_delete=models.PROTECT, related_name="model_versions", null=True, blank=True
+    )
+    training_started_at = models.DateTimeField()
+    training_finished_at = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    group_metrics = models.JSONField(default=dict, blank=True, help_text="metrics per demographic group")
+    gate = models.JSONField(default=dict, blank=True, help_text="the gate's inputs, verdict and reasons")
+    artifact_path = models.CharField(max_length=500, blank=True, help_text="relative to MODEL_DIR")
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    dvc_md5 = models.CharField(max_length=64, blank=True)
+    dvc_file = models.CharField(max_length=500, blank=True)
+    code_revision = models.CharField(max_length=64, blank=True, help_text="git commit of the training code")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        get_latest_by = "version"
+
+    def __str__(self) -> str:
+        return f"v{self.version} ({self.ranker}+{self.rating_algorithm}, {self.status})"
+
+    @property
+    def artifact_file(self) -> Path:
+        return Path(settings.MODEL_DIR) / self.artifact_path
+
+    @property
+    def rmse(self) -> float | None:
+        return self.metrics.get("rmse")
+
+    @property
+    def ndcg_at_10(self) -> float | None:
+        return self.metrics.get("ndcg@10")
+
+    @property
+    def training_seconds(self) -> float | None:
+        if self.training_finished_at is None:
+            return None
+        return (self.training_finished_at - self.training_started_at).total_seconds()
+
+
+class ModelStatusChange(models.Model):
+    """Every status a version passed through, so "which version served at time T" has an answer."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16, choices=ModelVersion.Status.choices)
+    at = models.DateTimeField(db_index=True)
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, blank=True, help_text="who or what made the change")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["to_status", "at"], name="status_change_to_at")]
+
+    def __str__(self) -> str:
+        return (
+            f"v{self.model_version.version}: {self.from_status or '-'} -> {self.to_status} at {self.at:%Y-%m-%d %H:%M}"
+        )

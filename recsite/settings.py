@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from recsite.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_path,
@@ -153,8 +154,30 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "recsite@localhost")
-NOTIFY_EMAILS = env_list("NOTIFY_EMAILS", [])
+NOTIFY_EMAILS = env_list("NOTIFY_EMAILS", ["ops@localhost"])
 SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", "", schemes=("http", "https"))
+SLACK_TIMEOUT = env_int("SLACK_TIMEOUT", 10, minimum=1)
+
+# --- Data snapshots and model training --------------------------------------------------------
+# DVC remote for snapshots and model artifacts: a local directory by default, any DVC URL.
+DVC_REMOTE = env_str("DVC_REMOTE", str(VAR_DIR / "dvc-remote"))
+DVC_TIMEOUT = env_int("DVC_TIMEOUT", 600, minimum=10)
+SNAPSHOT_MIN_RATINGS = env_int("SNAPSHOT_MIN_RATINGS", 500, minimum=1)
+SNAPSHOT_MAX_NEW_VIEWER_SHARE = env_float("SNAPSHOT_MAX_NEW_VIEWER_SHARE", 0.5, minimum=0.0, maximum=1.0)
+# A watch shorter than this is browsing, not a signal of interest.
+WATCH_MIN_MINUTES = env_int("WATCH_MIN_MINUTES", 5, minimum=0)
+TRAIN_RATING_ALGORITHM = env_choice(
+    "TRAIN_RATING_ALGORITHM", "svd", ("svd", "svdpp", "knnbaseline", "baseline", "blend")
+)
+TRAIN_RANKER = env_choice("TRAIN_RANKER", "ease", ("ease", "itemknn", "popularity"))
+TRAIN_SEED = env_int("TRAIN_SEED", 42)
+# The git commit of the code, for images built without a .git directory.
+CODE_REVISION = env_str("CODE_REVISION", "")
+RETRAIN_EVERY_MINUTES = env_int("RETRAIN_EVERY_MINUTES", 2 * 24 * 60, minimum=1)
+# The gate: an absolute RMSE bound (the seed system's), and how much worse than stable is tolerated.
+GATE_MAX_RMSE = env_float("GATE_MAX_RMSE", 1.0, minimum=0.0)
+GATE_RMSE_TOLERANCE = env_float("GATE_RMSE_TOLERANCE", 0.02, minimum=0.0)
+GATE_NDCG_TOLERANCE = env_float("GATE_NDCG_TOLERANCE", 0.02, minimum=0.0)
 
 # --- Background work (django-q2 on the ORM broker: no extra service) ------------------------
 Q_TIMEOUT = env_int("Q_TIMEOUT", 3600, minimum=10)

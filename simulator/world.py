@@ -52,6 +52,9 @@ _WORDS = (
 _ODD_TITLES = ("mr. & mrs. {w}", "{w}-{w2}", "{w}_{w2}", "the {w} 2", "{w}: part ii", "{w} & {w2}")
 _JUNK_BYTES = [b for b in range(256) if b not in (10, 13)]
 LATENT_DIMENSIONS = 8
+# How strongly taste, against popularity, decides what a viewer picks. At 3 a ranker trained on
+# the stream beats the popularity list by about half again (NDCG@10), as on real data.
+CHOICE_SHARPNESS = 3.0
 AGE_GROUPS = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 64))
 
 
@@ -197,7 +200,7 @@ def _plan_sessions(world: World, rng: np.random.Generator, per_viewer: float, ho
         count = rng.poisson(per_viewer * activity[v])
         if count == 0:
             continue
-        scores = 1.6 * world.affinity[v] + world.popularity
+        scores = CHOICE_SHARPNESS * world.affinity[v] + world.popularity
         probabilities = np.exp(scores - scores.max())
         probabilities /= probabilities.sum()
         count = min(count, len(world.movies))

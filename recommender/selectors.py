@@ -1,0 +1,28 @@
+"""Reads about the registry that more than one place needs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from recommender.models import ModelStatusChange, ModelVersion
+
+
+def model_version_stable_at(at: datetime) -> ModelVersion | None:
+    """The version that was stable (serving everyone not in a canary) at ``at``.
+
+    Promotion to stable retires the previous stable version in the same transaction, so the
+    latest change *to* stable at or before ``at`` names it, unless that version had left stable
+    (retired, or rolled back) by then.
+    """
+    change = (
+        ModelStatusChange.objects.filter(to_status=ModelVersion.Status.STABLE, at__lte=at)
+        .select_related("model_version")
+        .order_by("-at", "-id")
+        .first()
+    )
+    if change is None:
+        return None
+    left = ModelStatusChange.objects.filter(
+        model_version=change.model_version, from_status=ModelVersion.Status.STABLE, at__gt=change.at, at__lte=at
+    ).exists()
+    return None if left else change.model_version

@@ -1,0 +1,38 @@
+"""python manage.py setup_schedules: create or update every django-q2 schedule (idempotent)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+from django_q.models import Schedule
+
+
+def _schedules() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "retrain models",
+            "func": "recommender.tasks.model_retrain",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.RETRAIN_EVERY_MINUTES,
+        },
+    ]
+
+
+class Command(BaseCommand):
+    help = "Create or update recsite's django-q2 schedules; running it twice changes nothing."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for spec in _schedules():
+            schedule, created = Schedule.objects.get_or_create(
+                name=spec["name"],
+                defaults={**spec, "repeats": -1, "next_run": timezone.now() + timedelta(minutes=spec["minutes"])},
+            )
+            if not created:
+                for key, value in spec.items():
+                    setattr(schedule, key, value)
+                schedule.save()
+            self.stdout.write(f"{'created' if created else 'updated'} schedule {schedule.name!r}: {schedule.func}")
