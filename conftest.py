@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 
 import pytest
 from django.conf import settings
 
-from recommender.models import Movie, Viewer
+from recommender.models import ModelVersion, Movie, Viewer
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -19,6 +20,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("mysql")]
+
+
+@pytest.fixture(autouse=True)
+def files(settings, tmp_path):
+    """Each test gets its own data, model and DVC remote directories."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.DVC_REMOTE = str(tmp_path / "dvc-remote")
+    return tmp_path
 
 
 @pytest.fixture
@@ -36,3 +46,32 @@ def movie(db) -> Movie:
 @pytest.fixture
 def moment() -> datetime:
     return datetime(2023, 10, 1, 12, 0, tzinfo=UTC)
+
+
+@cache
+def _small_world() -> tuple[object, list[bytes]]:
+    from simulator.world import World
+
+    world = World.generate(seed=3, viewers=100, movies=60)
+    return world, list(world.events(sessions_per_viewer=10, days=5, rating_rate=0.6))
+
+
+@pytest.fixture
+def watched_world(db, tmp_path):
+    """A small simulated world imported and its stream ingested: enough to train on."""
+    from recommender.services import movielens_import
+    from stream.services import stream_consume
+    from stream.sources import IterableSource
+
+    world, lines = _small_world()
+    world.write_metadata(tmp_path / "world")
+    movielens_import(path=tmp_path / "world")
+    stream_consume(source=IterableSource(lines))
+    return world
+
+
+@pytest.fixture
+def trained_version(watched_world) -> ModelVersion:
+    from recommender.services import model_train
+
+    return model_train(actor="test")

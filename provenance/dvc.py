@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,8 +47,10 @@ def _repo_lock(repo: Path) -> Iterator[None]:
 
 def _dvc(repo: Path, *args: str) -> str:
     command = [sys.executable, "-m", "dvc", *args]
+    # Analytics would try to reach the internet from every call.
+    environment = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     result = subprocess.run(
-        command, cwd=repo, capture_output=True, text=True, timeout=settings.DVC_TIMEOUT, check=False
+        command, cwd=repo, env=environment, capture_output=True, text=True, timeout=settings.DVC_TIMEOUT, check=False
     )
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip().splitlines()
@@ -58,14 +61,11 @@ def _dvc(repo: Path, *args: str) -> str:
 def _ensure_repo(repo: Path) -> None:
     if not (repo / ".dvc").is_dir():
         _dvc(repo, "init", "--no-scm", "--quiet")
-        # Analytics would try to reach the internet from every call.
-        _dvc(repo, "config", "core.analytics", "false")
     remote = settings.DVC_REMOTE
-    configured = _dvc(repo, "remote", "list").split()
-    if "recsite" not in configured:
-        _dvc(repo, "remote", "add", "--default", "recsite", remote)
-    else:
-        _dvc(repo, "remote", "modify", "recsite", "url", remote)
+    # Reading DVC's INI config saves two slow CLI calls on every run once the remote is set.
+    config = (repo / ".dvc" / "config").read_text() if (repo / ".dvc" / "config").is_file() else ""
+    if f"url = {remote}\n" not in config + "\n":
+        _dvc(repo, "remote", "add", "--default", "--force", "recsite", remote)
 
 
 def dvc_track(*, path: Path, repo: Path) -> DvcRecord:

@@ -256,7 +256,8 @@ def ranking_metrics(
             totals[f"precision@{k}"] += found / k
             totals[f"recall@{k}"] += found / len(items)
             ideal = discounts[: min(k, len(items))].sum()
-            totals[f"ndcg@{k}"] += float((hits[:k] * discounts[:k]).sum() / ideal)
+            ranked = hits[:k]  # shorter than k when the catalogue is
+            totals[f"ndcg@{k}"] += float((ranked * discounts[: len(ranked)]).sum() / ideal)
     return {name: round(float(value) / counted, 5) for name, value in totals.items()} if counted else {}
 
 

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -24,7 +26,7 @@ def ingested(db):
     )
 
 
-def test_every_admin_page_opens_for_a_superuser(superuser_client, ingested):
+def test_every_admin_page_opens_for_a_superuser(superuser_client, ingested, trained_version):
     for model, model_admin in admin.site._registry.items():
         info = f"{model._meta.app_label}_{model._meta.model_name}"
         changelist = superuser_client.get(reverse(f"admin:{info}_changelist"))
@@ -48,3 +50,29 @@ def test_changelists_filter_by_operational_buckets(superuser_client, ingested):
 
     assert response.status_code == 200
     assert b"r:8082" in response.content
+
+
+def test_served_at_page_names_the_stable_version(superuser_client, trained_version):
+    # The form takes whole seconds: ask about the second after the version became stable.
+    at = (trained_version.status_changes.last().at + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    response = superuser_client.get(reverse("admin:recommender_modelversion_served_at"), {"at": at})
+
+    assert response.status_code == 200
+    assert b"The stable version was" in response.content
+    assert f">v{trained_version.version}</a>".encode() in response.content
+
+
+def test_served_at_page_explains_bad_input(superuser_client, db):
+    response = superuser_client.get(reverse("admin:recommender_modelversion_served_at"), {"at": "yesterday-ish"})
+
+    assert response.status_code == 200
+    assert b"Enter a valid date/time." in response.content
+
+
+def test_model_version_page_shows_gate_metrics_and_groups(superuser_client, trained_version):
+    response = superuser_client.get(reverse("admin:recommender_modelversion_change", args=[trained_version.pk]))
+
+    assert b"first version of an empty registry" in response.content
+    assert b"&quot;passed&quot;: true" in response.content
+    assert b"<td>gender</td>" in response.content

@@ -1,0 +1,179 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core import mail
+from django.core.management import CommandError, call_command
+
+from provenance.models import DataSnapshot
+from recommender.artifacts import ArtifactError, artifact_load, predict_rating
+from recommender.models import ModelStatusChange, ModelVersion
+from recommender.selectors import model_version_stable_at
+from recommender.services import TrainingError, model_train, model_version_set_status
+from stream.services import stream_ingest_batch
+
+
+def test_training_registers_a_version_with_its_lineage(trained_version):
+    version = trained_version
+
+    assert version.version == 1
+    assert version.snapshot.status == DataSnapshot.Status.OK
+    assert version.ranker == "ease"
+    assert version.rating_algorithm == "svd"
+    assert version.params["rating"]["n_factors"] == 100
+    assert version.params["seed"] == 42
+    assert version.metrics["rmse"] < 1.0
+    assert 0 < version.metrics["ndcg@10"] <= 1
+    assert 0 < version.metrics["popularity"]["ndcg@10"] <= 1
+    assert version.metrics["split"]["test_ratings"] > 0
+    assert set(version.group_metrics) == {"gender", "age", "occupation"}
+    assert version.training_finished_at >= version.training_started_at
+    assert len(version.code_revision) >= 40
+    assert version.artifact_file.is_file()
+    assert (settings.MODEL_DIR / version.dvc_file).is_file()
+    assert version.dvc_md5 in (settings.MODEL_DIR / version.dvc_file).read_text()
+
+
+def test_first_version_of_an_empty_registry_becomes_stable(trained_version):
+    changes = list(trained_version.status_changes.values_list("from_status", "to_status"))
+
+    assert trained_version.status == ModelVersion.Status.STABLE
+    assert changes == [("", "training"), ("training", "candidate"), ("candidate", "stable")]
+
+
+def test_a_passing_later_version_waits_as_a_candidate(trained_version):
+    second = model_train(actor="test")
+
+    assert second.version == 2
+    assert second.status == ModelVersion.Status.CANDIDATE
+    # Nothing new was ingested: the second run trained on the same snapshot.
+    assert second.snapshot_id == trained_version.snapshot_id
+
+
+def test_a_candidate_worse_than_stable_is_rejected_with_reasons(trained_version):
+    # Stable's recorded figures are the gate's yardstick; make them better than any retrain.
+    trained_version.metrics.update({"ndcg@10": 0.99, "rmse": 0.1})
+    trained_version.save()
+
+    worse = model_train(actor="test")
+
+    worse.refresh_from_db()
+    assert worse.status == ModelVersion.Status.REJECTED
+    assert not worse.gate["passed"]
+    assert worse.gate["reasons"][0].startswith("RMSE ")
+    assert "is worse than stable v1's 0.1000 by more than 0.02" in worse.gate["reasons"][0]
+    assert worse.gate["reasons"][1].startswith("NDCG@10 ")
+    assert "is worse than stable v1's 0.9900 by more than 0.02" in worse.gate["reasons"][1]
+    assert worse.gate["inputs"]["stable_version"] == 1
+    assert "rejected by the gate" in mail.outbox[-1].subject
+
+
+def test_rmse_above_the_bound_is_rejected(watched_world, settings):
+    settings.GATE_MAX_RMSE = 0.1
+
+    version = model_train(actor="test")
+
+    assert version.status == ModelVersion.Status.REJECTED
+    assert version.gate["reasons"][0].endswith("is not below 0.1")
+
+
+def test_training_refuses_a_snapshot_that_failed_its_quality_check(db, settings):
+    settings.SNAPSHOT_MIN_RATINGS = 10
+    stream_ingest_batch(lines=["2023-10-01T12:00:00,7,GET /rate/the+matrix+1999=5"])
+
+    with pytest.raises(TrainingError, match="failed its quality check: 1 ratings, fewer than the minimum of 10"):
+        model_train()
+
+    assert not ModelVersion.objects.exists()
+    assert "quality check" in mail.outbox[-1].subject
+
+
+def test_artifact_loads_and_its_rating_model_matches_surprise(trained_version):
+    artifact = artifact_load(trained_version.artifact_file, sha256=trained_version.artifact_sha256)
+
+    assert artifact.meta["version"] == 1
+    assert artifact["top"].shape[0] == len(artifact["viewers"])
+    assert artifact["popular"].shape[0] > 0
+    assert any(key.startswith("gender:") for key in artifact["cold_keys"])
+    # The rating model in the artifact predicts what the scikit-surprise model did.
+    row, column = 0, int(artifact["top"][0][0])
+    expected = trained_version_prediction(trained_version, artifact, row, column)
+    assert predict_rating(artifact, viewer_row=row, movie_column=column) == pytest.approx(expected, abs=1e-4)
+
+
+def trained_version_prediction(version, artifact, row, column):
+    from surprise import SVD  # noqa: F401 - the same algorithm, refitted from the snapshot
+
+    from provenance.services import snapshot_load
+    from recommender.learning import Interaction, rating_model, split_by_viewer, surprise_trainset
+
+    data = snapshot_load(version.snapshot)
+    interactions = [Interaction(v, m, s) for v, m, minutes, _, s in data.interactions if s is not None or minutes >= 5]
+    split = split_by_viewer(interactions, seed=version.params["seed"])
+    model = rating_model("svd", version.params["rating"], seed=version.params["seed"]).fit(
+        surprise_trainset(split.train_ratings)
+    )
+    return model.predict(int(artifact["viewers"][row]), str(artifact["movies"][column])).est
+
+
+def test_a_corrupt_artifact_is_refused_naming_the_file(trained_version):
+    path = trained_version.artifact_file
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(ArtifactError, match=rf"model artifact {path} is corrupt"):
+        artifact_load(path, sha256=trained_version.artifact_sha256)
+
+
+def test_a_missing_artifact_is_refused_naming_the_file(trained_version):
+    trained_version.artifact_file.unlink()
+
+    with pytest.raises(ArtifactError, match="is missing"):
+        artifact_load(trained_version.artifact_file, sha256=trained_version.artifact_sha256)
+
+
+def test_history_answers_which_version_was_stable_at_any_time(db):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def version(number):
+        return ModelVersion.objects.create(
+            version=number, rating_algorithm="svd", ranker="ease", training_started_at=start
+        )
+
+    with time_machine.travel(start, tick=False) as clock:
+        one = version(1)
+        model_version_set_status(version=one, status=ModelVersion.Status.STABLE)
+        clock.shift(timedelta(hours=1))
+        two = version(2)
+        model_version_set_status(version=two, status=ModelVersion.Status.STABLE)
+        clock.shift(timedelta(hours=1))
+        model_version_set_status(version=two, status=ModelVersion.Status.RETIRED, reason="rolled back")
+
+    assert model_version_stable_at(start - timedelta(seconds=1)) is None
+    assert model_version_stable_at(start + timedelta(minutes=30)) == one
+    assert model_version_stable_at(start + timedelta(minutes=90)) == two
+    assert model_version_stable_at(start + timedelta(hours=3)) is None
+    one.refresh_from_db()
+    assert one.status == ModelVersion.Status.RETIRED
+    assert ModelStatusChange.objects.filter(model_version=one, reason="replaced by v2").exists()
+
+
+def test_train_command_prints_one_summary_line(watched_world, capsys):
+    call_command("train", algorithm="baseline")
+
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith("v1 stable: RMSE ")
+    assert "passed the gate" in out[0]
+
+
+def test_train_command_fails_on_an_unknown_snapshot(db):
+    with pytest.raises(CommandError, match="no data snapshot with id 999"):
+        call_command("train", snapshot=999)
+
+
+def test_train_command_fails_when_there_is_no_data(db):
+    with pytest.raises(CommandError, match="training failed: .*fewer than the minimum"):
+        call_command("train")
