@@ -39,7 +39,7 @@ def test_split_is_fixed_by_its_seed_and_stratified_per_viewer():
 
 def test_ranking_metrics_match_a_hand_computed_case():
     # Viewer 0: relevant {1, 3}; ranked [1, 2, 3]: hits at ranks 1 and 3.
-    top = np.array([[1, 2, 3] + list(range(10, 27))])
+    top = np.array([[1, 2, 3, *range(10, 27)]])
 
     metrics = ranking_metrics(top, [{1, 3}], cutoffs=(10,))
 

@@ -175,5 +175,5 @@ def test_train_command_fails_on_an_unknown_snapshot(db):
 
 
 def test_train_command_fails_when_there_is_no_data(db):
-    with pytest.raises(CommandError, match="training failed: .*fewer than the minimum"):
+    with pytest.raises(CommandError, match=r"training failed: .*fewer than the minimum"):
         call_command("train")
