@@ -4,7 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from recommender.models import Movie, Rating, Viewer
-from recommender.services import MovieLensFormatError, movielens_import
+from recommender.movielens import MovieLensFormatError
+from recommender.services import movielens_import
 
 FLAGS_DRAMA = "|".join(["0"] * 8 + ["1"] + ["0"] * 10)  # unknown, Action, ... Drama is the 9th flag
 FLAGS_COMEDY_ROMANCE = "|".join("1" if i in (5, 14) else "0" for i in range(19))

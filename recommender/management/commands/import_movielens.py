@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommender.services import MovieLensFormatError, movielens_detect, movielens_import
+from recommender import movielens
+from recommender.services import movielens_import
 from recsite.progress import progress_bar
 
 
@@ -20,11 +21,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
         try:
-            layout = movielens_detect(path)
+            layout = movielens.detect(path)
             ratings_file = path / layout.ratings
             total = sum(1 for _ in ratings_file.open("rb")) if ratings_file.is_file() else 0
             with progress_bar(total=total, description=f"importing {path.name}", unit=" ratings") as bar:
                 result = movielens_import(path=path, progress=bar.update)
-        except MovieLensFormatError as error:
+        except movielens.MovieLensFormatError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(result.summary())
