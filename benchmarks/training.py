@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -35,6 +35,7 @@ from recommender.learning import (  # noqa: E402
     RANK_CUTOFFS,
     SVD_DEFAULTS,
     Interaction,
+    TrainedModels,
     ranking_metrics,
     surprise_dataset,
     top_n,
@@ -58,7 +59,7 @@ def _cv_rmse(ratings: list[tuple], params: dict, folds: int) -> float:
     return float(np.mean(result["test_rmse"]))
 
 
-def _svd_as_ranker(models) -> dict[str, float]:
+def _svd_as_ranker(models: TrainedModels) -> dict[str, float]:
     """Rank every unseen movie by SVD's predicted rating (what a rating-only system serves)."""
     svd, trainset, index = models.rating, models.trainset, models.index
     scores = np.full((len(index.viewers), len(index.movies)), float(trainset.global_mean), dtype=np.float32)
@@ -123,10 +124,8 @@ def main() -> None:
             ranker="popularity",
             tune=True,
         )
-        m = tuned.metrics
-        print(
-            f"{'svd --tune':<26} {m['rmse']:7.4f} {m['mae']:7.4f} {time.perf_counter() - started:7.2f}s  best {m['tuning']['best']}"
-        )
+        m, seconds = tuned.metrics, time.perf_counter() - started
+        print(f"{'svd --tune':<26} {m['rmse']:7.4f} {m['mae']:7.4f} {seconds:7.2f}s  best {m['tuning']['best']}")
     print()
     print(f"{args.folds}-fold cross-validated RMSE of SVD on all ratings (scikit-surprise publishes 0.934):")
     surprise_defaults = {"n_factors": 100, "n_epochs": 20, "lr_all": 0.005, "reg_all": 0.02}
