@@ -42,10 +42,10 @@ lint: venv
 	.venv/bin/ruff format --check .
 
 test-sqlite: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-mariadb: venv
-	DATABASE_URL=$(MARIADB_URL) $(PY) -m pytest
+	DATABASE_URL=$(MARIADB_URL) $(PY) -m pytest -n 2
 
 # The services come first: installing MariaDB brings the headers mysqlclient compiles against.
 test: services venv lint test-sqlite test-mariadb
