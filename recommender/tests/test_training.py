@@ -177,3 +177,19 @@ def test_train_command_fails_on_an_unknown_snapshot(db):
 def test_train_command_fails_when_there_is_no_data(db):
     with pytest.raises(CommandError, match=r"training failed: .*fewer than the minimum"):
         call_command("train")
+
+
+def test_a_failure_during_training_is_recorded_and_notified(watched_world):
+    from provenance.services import snapshot_create
+
+    snapshot = snapshot_create()
+    (snapshot.directory / "interactions.csv").write_text("tampered\n")
+
+    with pytest.raises(TrainingError, match=r"v1: snapshot files in .* changed since they were recorded"):
+        model_train(snapshot=snapshot, actor="test")
+
+    version = ModelVersion.objects.get()
+    assert version.status == ModelVersion.Status.FAILED
+    assert version.error.startswith("SnapshotError: snapshot files in")
+    assert list(version.status_changes.values_list("to_status", flat=True)) == ["training", "failed"]
+    assert mail.outbox[-1].subject == "[recsite] training of v1 failed"

@@ -135,3 +135,14 @@ def test_partition_offsets_are_per_partition(topic, lines):
     stream_consume(source=_source(topic, group), idle_seconds=3, batch_size=1000)
 
     assert set(_offsets(topic, group)) == {TopicPartition(topic, number) for number in range(3)}
+
+
+def test_the_simulator_publishes_to_kafka_keyed_by_viewer(topic):
+    from django.core.management import call_command
+
+    call_command("simulate", seed=2, viewers=15, movies=25, days=1, out=f"kafka://{settings.KAFKA_BOOTSTRAP}/{topic}")
+
+    run = stream_consume(source=_source(topic, f"g-{topic}"), idle_seconds=3)
+    assert run.lines > 0
+    assert run.rejected == 0
+    assert Watch.objects.exists()
