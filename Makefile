@@ -29,7 +29,7 @@ demo: venv
 	@echo "recsite is at http://127.0.0.1:$(DEMO_PORT)/admin/ (Ctrl-C stops it)"
 	@# The django-q2 cluster runs the schedules beside the web server; both stop together.
 	trap 'kill 0' EXIT; $(PY) manage.py qcluster & \
-		.venv/bin/gunicorn recsite.wsgi --bind 127.0.0.1:$(DEMO_PORT) --workers 2 --access-logfile -
+		PORT=$(DEMO_PORT) ACCESS_LOG=- .venv/bin/gunicorn recsite.wsgi
 
 services:
 	@scripts/services.sh start

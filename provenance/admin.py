@@ -3,8 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-from provenance.models import DataSnapshot
+from provenance.models import DataSnapshot, Recommendation
 from recsite.admin import ReadOnlyAdmin
 
 
@@ -35,3 +37,62 @@ class DataSnapshotAdmin(ReadOnlyAdmin):
     @admin.display(ordering="model_count", description="models trained")
     def model_count(self, snapshot: DataSnapshot) -> int:
         return snapshot.model_count  # type: ignore[attr-defined]
+
+
+class LatencyFilter(admin.SimpleListFilter):
+    title = "latency"
+    parameter_name = "latency"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("fast", "under 5 ms"), ("slow", "5-25 ms"), ("very-slow", "over 25 ms")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "fast":
+            return queryset.filter(latency_ms__lt=5)
+        if self.value() == "slow":
+            return queryset.filter(latency_ms__gte=5, latency_ms__lte=25)
+        if self.value() == "very-slow":
+            return queryset.filter(latency_ms__gt=25)
+        return queryset
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(ReadOnlyAdmin):
+    """Why did viewer V see movie M at time T: search the viewer or the movie, open the row, and
+    follow the links to the model version (metrics, code) and its data snapshot."""
+
+    list_display = [
+        "served_at",
+        "viewer_id",
+        "version_link",
+        "snapshot_link",
+        "pool",
+        "strategy",
+        "latency_ms",
+        "first_items",
+    ]
+    list_filter = ["pool", "strategy", LatencyFilter, "model_version__version"]
+    list_select_related = ["model_version__snapshot"]
+    search_fields = ["=viewer_id", "items", "=request_id"]
+    date_hierarchy = "served_at"
+    show_full_result_count = False
+
+    @admin.display(ordering="model_version__version", description="model")
+    def version_link(self, row: Recommendation) -> str:
+        if row.model_version is None:
+            return "-"
+        url = reverse("admin:recommender_modelversion_change", args=[row.model_version_id])
+        return format_html('<a href="{}">v{}</a>', url, row.model_version.version)
+
+    @admin.display(description="data")
+    def snapshot_link(self, row: Recommendation) -> str:
+        if row.model_version is None or row.model_version.snapshot is None:
+            return "-"
+        snapshot = row.model_version.snapshot
+        url = reverse("admin:provenance_datasnapshot_change", args=[snapshot.pk])
+        return format_html('<a href="{}">{}</a>', url, snapshot.content_hash[:12])
+
+    @admin.display(description="items")
+    def first_items(self, row: Recommendation) -> str:
+        items = row.item_list
+        return ", ".join(items[:3]) + (f" (+{len(items) - 3})" if len(items) > 3 else "")

@@ -49,3 +49,45 @@ class DataSnapshot(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.status == self.Status.OK
+
+
+class Recommendation(models.Model):
+    """One answered ``/recommend`` request: who got what, from which model version and pool.
+
+    With ``ModelVersion`` and ``DataSnapshot`` this answers "why did viewer V see movie M at
+    time T": the model, its metrics, its data and its code. Written in batches off the request
+    thread (``provenance.recorder``); unique on the request id, so a retried batch adds nothing.
+    """
+
+    class Pool(models.TextChoices):
+        STABLE = "stable"
+        CANARY = "canary"
+        NONE = "none", "no model (cold start)"
+
+    request_id = models.CharField(max_length=64, unique=True)
+    viewer_id = models.PositiveIntegerField(help_text="the platform's user id as requested")
+    model_version = models.ForeignKey(
+        "recommender.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="recommendations"
+    )
+    pool = models.CharField(max_length=8, choices=Pool.choices)
+    strategy = models.CharField(max_length=16, help_text="personalized, history (scored now) or cold-start")
+    items = models.TextField(help_text="movie ids in the order served, comma-separated")
+    status = models.PositiveSmallIntegerField(default=200)
+    latency_ms = models.FloatField()
+    served_at = models.DateTimeField()
+    host = models.CharField(max_length=100, help_text="host and worker process that answered")
+
+    class Meta:
+        ordering = ["-served_at"]
+        indexes = [
+            models.Index(fields=["viewer_id", "served_at"], name="recommendation_viewer_time"),
+            models.Index(fields=["model_version", "served_at"], name="recommendation_version_time"),
+            models.Index(fields=["served_at"], name="recommendation_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: viewer {self.viewer_id} at {self.served_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def item_list(self) -> list[str]:
+        return self.items.split(",") if self.items else []

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_prometheus",
     "rest_framework",
+    "drf_spectacular",
     "django_q",
     "recsite",
     "recommender",
@@ -197,7 +198,29 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "recsite",
+    "DESCRIPTION": "Movie recommendations: GET /recommend/<user_id> answers up to 20 movie ids, best first.",
+    "VERSION": "1",
+}
+
+# --- Serving -----------------------------------------------------------------------------------
+# Which release pool this process serves: the stable version, or the canary (stable if none).
+SERVING_POOL = env_choice("SERVING_POOL", "stable", ("stable", "canary"))
+SERVING_REFRESH_SECONDS = env_float("SERVING_REFRESH_SECONDS", 5.0, minimum=0.1)
+SERVING_LIST_LENGTH = env_int("SERVING_LIST_LENGTH", 20, minimum=1, maximum=100)
+# A movie counts as watched to the end past this share of its runtime, or past this many
+# minutes when its runtime is unknown.
+SERVING_FINISHED_SHARE = env_float("SERVING_FINISHED_SHARE", 0.9, minimum=0.1, maximum=1.0)
+SERVING_FINISHED_MINUTES = env_int("SERVING_FINISHED_MINUTES", 60, minimum=1)
+# Provenance rows are queued in memory and written in batches by a thread of each worker.
+PROVENANCE_MAX_PENDING = env_int("PROVENANCE_MAX_PENDING", 50_000, minimum=100)
+PROVENANCE_BATCH_SIZE = env_int("PROVENANCE_BATCH_SIZE", 500, minimum=1)
+# Background threads (model watcher, provenance writer); tests drive their work directly.
+SERVING_THREADS = env_bool("SERVING_THREADS", True)
+PROVENANCE_FLUSH_SECONDS = env_float("PROVENANCE_FLUSH_SECONDS", 1.0, minimum=0.05)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))

@@ -1,11 +1,19 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from recommender.api import RecommendView, healthz, readyz
 
 admin.site.site_header = "recsite operations"
 admin.site.site_title = "recsite"
 admin.site.index_title = "Operations console"
 
 urlpatterns = [
+    # <str:...> so a malformed id reaches the view and gets a 400 that says why, not a 404.
+    path("recommend/<str:user_id>", RecommendView.as_view(), name="recommend"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
 ]

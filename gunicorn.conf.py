@@ -1,0 +1,48 @@
+"""gunicorn settings for recsite's web workers (``gunicorn recsite.wsgi``; this file is read
+from the working directory). Environment: ``PORT``, ``WEB_CONCURRENCY``, ``VAR_DIR``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8082')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+accesslog = os.environ.get("ACCESS_LOG") or None
+
+# Each worker is a process with its own metrics; prometheus_client's multiprocess mode adds them
+# up at /metrics. The directory must be set before any worker imports prometheus_client.
+_metrics_dir = Path(os.environ.get("VAR_DIR", Path(__file__).parent / "var")) / "prometheus" / bind.replace(":", "_")
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
+
+
+def on_starting(server: Any) -> None:
+    # Stale files from a previous run would be added to this run's figures.
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def post_worker_init(worker: Any) -> None:
+    # Load the model before the worker takes its first request.
+    from recommender.serving import store
+
+    store.get()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    # Every answered request gets its provenance row, also when a worker stops.
+    from provenance.recorder import recorder
+
+    recorder.flush()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,126 @@
+"""Recording every served recommendation without slowing the request path.
+
+The view hands each row to ``recorder.record()``, which only appends to a bounded in-memory
+queue. A daemon thread writes the queue in batches (``bulk_create`` ignoring duplicates, so a
+retried batch adds nothing). If the database is away, the batch stays queued and is retried with
+back-off; failures are counted. Past ``PROVENANCE_MAX_PENDING`` rows the oldest are dropped and
+counted, so an outage cannot exhaust the worker's memory. ``flush()`` writes everything now
+(gunicorn's worker_exit hook and atexit call it), so after a normal run every answered request
+has exactly one row.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections import deque
+from itertools import islice
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from prometheus_client import Counter, Gauge
+
+from provenance.models import Recommendation
+
+logger = logging.getLogger(__name__)
+
+WRITTEN = Counter("recsite_provenance_written_total", "Recommendation rows written")
+WRITE_FAILURES = Counter("recsite_provenance_write_failures_total", "Batches that failed to write (retried)")
+DROPPED = Counter("recsite_provenance_dropped_total", "Rows dropped because the pending queue was full")
+PENDING = Gauge("recsite_provenance_pending", "Rows waiting to be written", multiprocess_mode="livesum")
+
+
+class RecommendationRecorder:
+    def __init__(self, *, max_pending: int, batch_size: int, interval: float) -> None:
+        self.max_pending = max_pending
+        self.batch_size = batch_size
+        self.interval = interval
+        self._pending: deque[Recommendation] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._stopping = False
+
+    def record(self, row: Recommendation) -> None:
+        """Queue one row; never blocks on the database."""
+        with self._lock:
+            if len(self._pending) >= self.max_pending:
+                self._pending.popleft()
+                DROPPED.inc()
+            self._pending.append(row)
+            PENDING.set(len(self._pending))
+        self._ensure_thread()
+        if len(self._pending) >= self.batch_size:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> bool:
+        """Write everything queued, in this thread; True when the queue is empty afterwards."""
+        while True:
+            with self._lock:
+                batch = list(islice(self._pending, self.batch_size))
+            if not batch:
+                return True
+            try:
+                Recommendation.objects.bulk_create(batch, ignore_conflicts=True)
+            except DatabaseError as error:
+                WRITE_FAILURES.inc()
+                logger.warning("could not write %d recommendation rows (kept for retry): %s", len(batch), error)
+                if not connection.in_atomic_block:
+                    connection.close()  # a lost connection reconnects on the next attempt
+                return False
+            with self._lock:
+                # Rows queued meanwhile sit behind the batch; a drop may have taken its head.
+                for row in batch:
+                    if self._pending and self._pending[0] is row:
+                        self._pending.popleft()
+                PENDING.set(len(self._pending))
+            WRITTEN.inc(len(batch))
+
+    def _ensure_thread(self) -> None:
+        # gunicorn forks workers after import: each process starts its own writer thread.
+        if not settings.SERVING_THREADS:
+            return
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="provenance-recorder", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the writer thread after one last flush."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._thread = None
+        self._stopping = False
+
+    def _run(self) -> None:
+        delay = self.interval
+        while not self._stopping:
+            self._wake.wait(timeout=delay)
+            self._wake.clear()
+            try:
+                close_old_connections()
+                delay = self.interval if self.flush() else min(delay * 2, 30.0)
+            except Exception:  # the writer must outlive any single failure
+                logger.exception("provenance writer failed; retrying")
+                delay = min(delay * 2, 30.0)
+
+
+recorder = RecommendationRecorder(
+    max_pending=settings.PROVENANCE_MAX_PENDING,
+    batch_size=settings.PROVENANCE_BATCH_SIZE,
+    interval=settings.PROVENANCE_FLUSH_SECONDS,
+)
+atexit.register(recorder.flush)

@@ -1,0 +1,154 @@
+"""The serving API: ``GET /recommend/<user_id>``, and the load balancer's probes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from prometheus_client import Counter, Histogram
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from provenance.models import Recommendation
+from provenance.recorder import recorder
+from recommender.serving import recommendation_answer, store
+from stream.parsing import MAX_VIEWER_ID
+
+REQUESTS = Counter("recsite_recommend_requests_total", "Answers to /recommend", ["model_version", "pool", "status"])
+LATENCY = Histogram(
+    "recsite_recommend_latency_seconds",
+    "Time to answer /recommend, in the worker",
+    ["model_version", "pool", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+HOST = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PlainTextRenderer(BaseRenderer):
+    """The platform's contract: one line, movie ids separated by commas (or the error)."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(
+        self, data: object, accepted_media_type: str | None = None, renderer_context: dict | None = None
+    ) -> bytes:
+        if isinstance(data, dict) and "items" in data:
+            return ",".join(data["items"]).encode()
+        if isinstance(data, dict) and "detail" in data:
+            return str(data["detail"]).replace("\n", " ").encode()
+        return str(data).replace("\n", " ").encode()
+
+
+class ViewerIdSerializer(serializers.Serializer):
+    user_id = serializers.CharField(max_length=10, trim_whitespace=False)
+
+    def validate_user_id(self, value: str) -> int:
+        if not value.isascii() or not value.isdigit() or value.startswith("0"):
+            raise serializers.ValidationError(f"user id {value!r} is not a positive whole number")
+        if int(value) > MAX_VIEWER_ID:
+            raise serializers.ValidationError(f"user id {value} is larger than {MAX_VIEWER_ID}")
+        return int(value)
+
+
+class RecommendationSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.CharField(), help_text="movie ids, best first")
+    model_version = serializers.IntegerField(allow_null=True)
+    pool = serializers.CharField()
+    strategy = serializers.CharField()
+    request_id = serializers.CharField()
+
+
+class RecommendView(APIView):
+    """Up to 20 movie ids for a viewer, best first."""
+
+    renderer_classes = [PlainTextRenderer, JSONRenderer]
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        parameters=[OpenApiParameter("user_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="movie ids separated by commas"),
+            (200, "application/json"): RecommendationSerializer,
+            (400, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="why the id was refused"),
+            (503, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="no model loaded yet"),
+        },
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        started = time.perf_counter()
+        request_id = getattr(request._request, "request_id", "")
+        model = store.get()
+        version = str(model.version) if model else "none"
+        ids = ViewerIdSerializer(data={"user_id": user_id})
+        if not ids.is_valid():
+            error = ids.errors["user_id"][0]
+            if "no more than 10 characters" in error:
+                error = f"user id is too long ({len(user_id)} characters); expected a positive whole number"
+            return self._finish(Response({"detail": error}, status=400), started, version)
+        if model is None:
+            return self._finish(Response({"detail": "no model is loaded yet"}, status=503), started, version)
+
+        viewer_id = ids.validated_data["user_id"]
+        answer = recommendation_answer(model=model, viewer_id=viewer_id, count=settings.SERVING_LIST_LENGTH)
+        body = {
+            "items": answer.items,
+            "model_version": model.version,
+            "pool": store.pool,
+            "strategy": answer.strategy,
+            "request_id": request_id,
+        }
+        response = self._finish(Response(body), started, version)
+        recorder.record(
+            Recommendation(
+                request_id=request_id,
+                viewer_id=viewer_id,
+                model_version_id=model.version_id,
+                pool=store.pool,
+                strategy=answer.strategy + ("-degraded" if answer.degraded else ""),
+                items=",".join(answer.items),
+                status=200,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                served_at=timezone.now(),
+                host=HOST,
+            )
+        )
+        return response
+
+    def _finish(self, response: Response, started: float, version: str) -> Response:
+        response["X-Model-Version"] = version
+        labels = {"model_version": version, "pool": store.pool, "status": str(response.status_code)}
+        REQUESTS.labels(**labels).inc()
+        LATENCY.labels(**labels).observe(time.perf_counter() - started)
+        return response
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up (no database, no model): for liveness checks."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Ready for traffic: a model is loaded and the database answers."""
+    model = store.get()
+    if model is None:
+        return HttpResponse("not ready: no model loaded", status=503, content_type="text/plain")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as error:
+        return HttpResponse(f"not ready: database unavailable ({error})", status=503, content_type="text/plain")
+    response = HttpResponse(f"ready: v{model.version} ({store.pool})", content_type="text/plain")
+    response["X-Model-Version"] = str(model.version)
+    return response

@@ -1,0 +1,252 @@
+"""Answering ``/recommend`` from a model held in memory.
+
+Each worker process holds the artifact of the version its pool serves (``SERVING_POOL``: the
+stable version, or the canary where there is one), loaded once and checked against its sha256.
+A background thread looks for a new version every ``SERVING_REFRESH_SECONDS`` and swaps it in
+with one reference assignment, so running workers pick up a promotion without a restart and
+without a failed request.
+
+The request path does no training-time work: a known viewer's list is the precomputed top list
+minus what they rated or finished since; a viewer with a changed or new history is scored with
+one sparse row-sum over the ranker's item-item weights and a partial sort; a viewer with no
+history gets the cold-start list for their demographics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from prometheus_client import Counter, Gauge
+
+from recommender.artifacts import Artifact, ArtifactError, artifact_load
+from recommender.learning import age_bucket
+from recommender.models import ModelVersion, Rating, Viewer, Watch
+
+logger = logging.getLogger(__name__)
+
+LOADED_VERSION = Gauge(
+    "recsite_model_version_loaded", "Model version a worker serves", ["pool"], multiprocess_mode="liveall"
+)
+LOAD_FAILURES = Counter("recsite_model_load_failures_total", "Artifacts that failed to load", ["pool"])
+DEGRADED = Counter("recsite_recommend_degraded_total", "Answers given without the viewer's latest history")
+
+
+@dataclass
+class Answer:
+    items: list[str]
+    strategy: str  # personalized | history | cold-start
+    degraded: bool = False
+
+
+@dataclass
+class ServingModel:
+    """One loaded artifact, with the lookups the request path needs."""
+
+    version: int
+    version_id: int
+    artifact: Artifact
+    movies: list[str] = field(init=False)
+    movie_index: dict[str, int] = field(init=False)
+    viewer_row: dict[int, int] = field(init=False)
+    cold: dict[str, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.movies = [str(movie) for movie in self.artifact["movies"]]
+        self.movie_index = {movie: column for column, movie in enumerate(self.movies)}
+        self.viewer_row = {int(viewer): row for row, viewer in enumerate(self.artifact["viewers"])}
+        self.cold = dict(
+            zip((str(key) for key in self.artifact["cold_keys"]), self.artifact["cold_lists"], strict=True)
+        )
+
+    @classmethod
+    def load(cls, version: ModelVersion) -> ServingModel:
+        artifact = artifact_load(version.artifact_file, sha256=version.artifact_sha256)
+        return cls(version=version.version, version_id=version.pk, artifact=artifact)
+
+    def seen_at_training(self, row: int) -> np.ndarray:
+        indptr = self.artifact["seen_indptr"]
+        return self.artifact["seen_indices"][indptr[row] : indptr[row + 1]]
+
+    def recommend(
+        self,
+        *,
+        viewer_id: int,
+        history: set[str],
+        finished: set[str],
+        demographics: tuple[int | None, str] | None,
+        count: int,
+    ) -> Answer:
+        """``history``: movies the viewer rated or watched (now); ``finished``: rated or watched
+        to the end (never recommended again)."""
+        exclude = {self.movie_index[m] for m in finished if m in self.movie_index}
+        row = self.viewer_row.get(viewer_id)
+        if row is not None:
+            listed = [int(column) for column in self.artifact["top"][row] if int(column) not in exclude]
+            if len(listed) >= count:
+                return Answer([self.movies[c] for c in listed[:count]], "personalized")
+        known = {self.movie_index[m] for m in history if m in self.movie_index}
+        if row is not None:
+            known |= {int(column) for column in self.seen_at_training(row)}
+        weights = self.artifact["weights"]
+        if known and weights.size:
+            columns = np.fromiter(known, dtype=np.int64)
+            scores = weights[columns].sum(axis=0)
+            scores[columns] = -np.inf
+            if exclude:
+                scores[np.fromiter(exclude, dtype=np.int64)] = -np.inf
+            count = min(count, int(np.isfinite(scores).sum()))
+            best = np.argpartition(-scores, count - 1)[:count] if count else np.array([], dtype=np.int64)
+            best = best[np.argsort(-scores[best], kind="stable")]
+            return Answer([self.movies[c] for c in best], "history")
+        return Answer(self._cold_start(demographics, exclude | known, count), "cold-start")
+
+    def _cold_start(self, demographics: tuple[int | None, str] | None, exclude: set[int], count: int) -> list[str]:
+        candidates = []
+        if demographics is not None:
+            age, gender = demographics
+            bucket = age_bucket(age) if age is not None else None
+            if gender and bucket:
+                candidates.append(f"gender:{gender}|age:{bucket}")
+            if gender:
+                candidates.append(f"gender:{gender}")
+            if bucket:
+                candidates.append(f"age:{bucket}")
+        ranked = next((self.cold[key] for key in candidates if key in self.cold), self.artifact["popular"])
+        chosen = [int(c) for c in ranked if int(c) not in exclude][:count]
+        if len(chosen) < count:  # a group list runs short: top up from overall popularity
+            chosen += [int(c) for c in self.artifact["popular"] if int(c) not in exclude and int(c) not in chosen]
+        return [self.movies[c] for c in chosen[:count]]
+
+
+class ModelStore:
+    """The version one pool serves in this process, kept current by a background thread."""
+
+    def __init__(self, pool: str) -> None:
+        self.pool = pool
+        self.current: ServingModel | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def get(self) -> ServingModel | None:
+        self._ensure_watcher()
+        if self.current is None:
+            self.refresh()
+        return self.current
+
+    def wanted(self) -> ModelVersion | None:
+        """The version this pool should serve: the canary pool serves the canary if there is
+        one, and otherwise stable, like the stable pool."""
+        statuses = [ModelVersion.Status.CANARY, ModelVersion.Status.STABLE] if self.pool == "canary" else []
+        statuses.append(ModelVersion.Status.STABLE)
+        for status in statuses:
+            version = ModelVersion.objects.filter(status=status).order_by("-version").first()
+            if version is not None:
+                return version
+        return None
+
+    def refresh(self) -> ServingModel | None:
+        """Load the wanted version if it is not the one held; keep the old one if loading fails."""
+        with self._lock:
+            try:
+                wanted = self.wanted()
+            except DatabaseError:
+                logger.warning("could not ask the registry which version to serve; keeping v%s", self._held())
+                return self.current
+            if wanted is None or (self.current is not None and self.current.version_id == wanted.pk):
+                return self.current
+            try:
+                started = time.perf_counter()
+                loaded = ServingModel.load(wanted)
+            except ArtifactError as error:
+                LOAD_FAILURES.labels(pool=self.pool).inc()
+                logger.error("cannot serve v%s: %s; keeping v%s", wanted.version, error, self._held())
+                return self.current
+            self.current = loaded
+            LOADED_VERSION.labels(pool=self.pool).set(loaded.version)
+            logger.info(
+                "serving v%s in the %s pool (loaded in %.2fs)", loaded.version, self.pool, time.perf_counter() - started
+            )
+            return loaded
+
+    def _held(self) -> str:
+        return str(self.current.version) if self.current else "none"
+
+    def _ensure_watcher(self) -> None:
+        # Threads do not survive gunicorn's fork: each worker starts its own.
+        if not settings.SERVING_THREADS:
+            return
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._watch, name=f"model-watcher-{self.pool}", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(settings.SERVING_REFRESH_SECONDS)
+            close_old_connections()
+            try:
+                self.refresh()
+            except Exception:  # the watcher must outlive any single failure
+                logger.exception("model refresh failed")
+
+
+store = ModelStore(settings.SERVING_POOL)
+
+
+@dataclass(frozen=True)
+class ViewerState:
+    history: set[str]
+    finished: set[str]
+    demographics: tuple[int | None, str] | None
+
+
+def viewer_state(viewer_id: int) -> ViewerState:
+    """What the viewer rated and watched by now (two indexed queries), and who they are when
+    that matters (no history: the cold-start list depends on it)."""
+    history: set[str] = set()
+    finished: set[str] = set()
+    for slug in Rating.objects.filter(viewer_id=viewer_id).values_list("movie__slug", flat=True):
+        history.add(slug)
+        finished.add(slug)
+    for slug, max_minute, minutes, runtime in Watch.objects.filter(viewer_id=viewer_id).values_list(
+        "movie__slug", "max_minute", "minutes_watched", "movie__runtime_minutes"
+    ):
+        if minutes >= settings.WATCH_MIN_MINUTES:
+            history.add(slug)
+        if (runtime and max_minute + 1 >= settings.SERVING_FINISHED_SHARE * runtime) or (
+            not runtime and minutes >= settings.SERVING_FINISHED_MINUTES
+        ):
+            finished.add(slug)
+    demographics = None
+    if not history:
+        profile = Viewer.objects.filter(id=viewer_id).values_list("age", "gender").first()
+        demographics = profile if profile is not None else None
+    return ViewerState(history=history, finished=finished, demographics=demographics)
+
+
+def recommendation_answer(*, model: ServingModel, viewer_id: int, count: int) -> Answer:
+    try:
+        state = viewer_state(viewer_id)
+    except DatabaseError:
+        # The database is away: answer from what the model knew at training time.
+        DEGRADED.inc()
+        logger.warning("database unavailable: answering viewer %s from the model alone", viewer_id)
+        answer = model.recommend(viewer_id=viewer_id, history=set(), finished=set(), demographics=None, count=count)
+        answer.degraded = True
+        return answer
+    return model.recommend(
+        viewer_id=viewer_id,
+        history=state.history,
+        finished=state.finished,
+        demographics=state.demographics,
+        count=count,
+    )
