@@ -11,7 +11,7 @@ MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
 
-.PHONY: demo test test-sqlite test-mariadb lint venv services services-stop bench-ingest bench-train clean
+.PHONY: demo test test-sqlite test-mariadb lint venv services services-stop bench-ingest bench-train bench-serve clean
 
 venv:
 	@scripts/venv.sh
@@ -53,6 +53,9 @@ test: services venv lint test-sqlite test-mariadb
 bench-train: venv
 	test -f var/ml-100k/u.data || $(PY) benchmarks/movielens_100k.py var/ml-100k
 	$(PY) benchmarks/training.py var/ml-100k --tune --svdpp
+
+bench-serve: venv
+	$(PY) benchmarks/serving.py
 
 bench-ingest: venv services
 	DATABASE_URL=$(MARIADB_URL) $(PY) benchmarks/ingest.py

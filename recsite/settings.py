@@ -72,7 +72,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "recsite.urls"
+ROOT_URLCONF = env_str("ROOT_URLCONF", "recsite.urls")
 WSGI_APPLICATION = "recsite.wsgi.application"
 
 TEMPLATES = [
