@@ -51,15 +51,30 @@ class PlainTextRenderer(BaseRenderer):
         return str(data).replace("\n", " ").encode()
 
 
-class ViewerIdSerializer(serializers.Serializer):
-    user_id = serializers.CharField(max_length=10, trim_whitespace=False)
+class ViewerIdField(serializers.Field):
+    """The platform's user id: a positive whole number that fits the viewer table.
 
-    def validate_user_id(self, value: str) -> int:
+    A single field rather than a Serializer: a Serializer deep-copies its fields on every
+    instantiation, a tenth of a millisecond on the hottest path.
+    """
+
+    def to_internal_value(self, data: object) -> int:
+        value = str(data)
+        if len(value) > len(str(MAX_VIEWER_ID)):
+            raise serializers.ValidationError(
+                f"user id is too long ({len(value)} characters); expected a positive whole number"
+            )
         if not value.isascii() or not value.isdigit() or value.startswith("0"):
             raise serializers.ValidationError(f"user id {value!r} is not a positive whole number")
         if int(value) > MAX_VIEWER_ID:
             raise serializers.ValidationError(f"user id {value} is larger than {MAX_VIEWER_ID}")
         return int(value)
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+VIEWER_ID = ViewerIdField()
 
 
 class RecommendationSerializer(serializers.Serializer):
@@ -91,16 +106,14 @@ class RecommendView(APIView):
         request_id = getattr(request._request, "request_id", "")
         model = store.get()
         version = str(model.version) if model else "none"
-        ids = ViewerIdSerializer(data={"user_id": user_id})
-        if not ids.is_valid():
-            error = ids.errors["user_id"][0]
-            if "no more than 10 characters" in error:
-                error = f"user id is too long ({len(user_id)} characters); expected a positive whole number"
+        try:
+            viewer_id = VIEWER_ID.run_validation(user_id)
+        except serializers.ValidationError as invalid:
+            error = str(invalid.detail[0])
             return self._finish(Response({"detail": error}, status=400), started, version)
         if model is None:
             return self._finish(Response({"detail": "no model is loaded yet"}, status=503), started, version)
 
-        viewer_id = ids.validated_data["user_id"]
         answer = recommendation_answer(model=model, viewer_id=viewer_id, count=settings.SERVING_LIST_LENGTH)
         body = {
             "items": answer.items,

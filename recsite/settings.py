@@ -107,7 +107,6 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
         "transaction_mode": "IMMEDIATE",
     }
-    _db["CONN_MAX_AGE"] = 0
     # A fresh checkout has no var/ yet, and SQLite won't create the directory itself.
     Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 else:
