@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from provenance.models import DataSnapshot, Recommendation
-from recsite.admin import ReadOnlyAdmin
+from recsite.admin import RangeFilter, ReadOnlyAdmin
 
 
 @admin.register(DataSnapshot)
@@ -39,21 +39,11 @@ class DataSnapshotAdmin(ReadOnlyAdmin):
         return snapshot.model_count  # type: ignore[attr-defined]
 
 
-class LatencyFilter(admin.SimpleListFilter):
+class LatencyFilter(RangeFilter):
     title = "latency"
     parameter_name = "latency"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("fast", "under 5 ms"), ("slow", "5-25 ms"), ("very-slow", "over 25 ms")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "fast":
-            return queryset.filter(latency_ms__lt=5)
-        if self.value() == "slow":
-            return queryset.filter(latency_ms__gte=5, latency_ms__lte=25)
-        if self.value() == "very-slow":
-            return queryset.filter(latency_ms__gt=25)
-        return queryset
+    field = "latency_ms"
+    buckets = [("fast", "under 5 ms", None, 5), ("slow", "5-25 ms", 5, 25), ("very-slow", "25 ms or more", 25, None)]
 
 
 @admin.register(Recommendation)

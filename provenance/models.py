@@ -70,7 +70,9 @@ class Recommendation(models.Model):
         "recommender.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="recommendations"
     )
     pool = models.CharField(max_length=8, choices=Pool.choices)
-    strategy = models.CharField(max_length=16, help_text="personalized, history (scored now) or cold-start")
+    strategy = models.CharField(
+        max_length=32, help_text="personalized, history (scored now) or cold-start; -degraded without the database"
+    )
     items = models.TextField(help_text="movie ids in the order served, comma-separated")
     status = models.PositiveSmallIntegerField(default=200)
     latency_ms = models.FloatField()

@@ -61,39 +61,33 @@ class ViewerAdmin(admin.ModelAdmin):
         return viewer.rating_count  # type: ignore[attr-defined]
 
 
-@admin.register(Rating)
-class RatingAdmin(ReadOnlyAdmin):
-    list_display = ["rated_at", "viewer_link", "movie_link", "score", "source"]
-    list_filter = ["score", "source"]
+class ViewerMovieAdmin(ReadOnlyAdmin):
+    """Rows about one viewer and one movie (ratings, watches), linked to both."""
+
     list_select_related = ["movie"]
     search_fields = ["=viewer__id", "movie__slug"]
-    date_hierarchy = "rated_at"
     show_full_result_count = False
 
     @admin.display(ordering="viewer_id", description="viewer")
-    def viewer_link(self, rating: Rating) -> str:
-        return _link("viewer", rating.viewer_id, rating.viewer_id)
+    def viewer_link(self, row: Rating | Watch) -> str:
+        return _link("viewer", row.viewer_id, row.viewer_id)
 
     @admin.display(ordering="movie__slug", description="movie")
-    def movie_link(self, rating: Rating) -> str:
-        return _link("movie", rating.movie_id, rating.movie.slug)
+    def movie_link(self, row: Rating | Watch) -> str:
+        return _link("movie", row.movie_id, row.movie.slug)
+
+
+@admin.register(Rating)
+class RatingAdmin(ViewerMovieAdmin):
+    list_display = ["rated_at", "viewer_link", "movie_link", "score", "source"]
+    list_filter = ["score", "source"]
+    date_hierarchy = "rated_at"
 
 
 @admin.register(Watch)
-class WatchAdmin(ReadOnlyAdmin):
+class WatchAdmin(ViewerMovieAdmin):
     list_display = ["last_seen_at", "viewer_link", "movie_link", "minutes_watched", "max_minute", "first_seen_at"]
-    list_select_related = ["movie"]
-    search_fields = ["=viewer__id", "movie__slug"]
     exclude = ["minutes_bitmap"]
-    show_full_result_count = False
-
-    @admin.display(ordering="viewer_id", description="viewer")
-    def viewer_link(self, watch: Watch) -> str:
-        return _link("viewer", watch.viewer_id, watch.viewer_id)
-
-    @admin.display(ordering="movie__slug", description="movie")
-    def movie_link(self, watch: Watch) -> str:
-        return _link("movie", watch.movie_id, watch.movie.slug)
 
 
 class ServingFilter(admin.SimpleListFilter):

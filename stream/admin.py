@@ -1,28 +1,20 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
 
-from recsite.admin import ReadOnlyAdmin
+from recsite.admin import RangeFilter, ReadOnlyAdmin
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
 
 
-class ResponseTimeFilter(admin.SimpleListFilter):
+class ResponseTimeFilter(RangeFilter):
     title = "response time"
     parameter_name = "speed"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("fast", "under 100 ms"), ("slow", "100-800 ms"), ("timeout", "over 800 ms")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "fast":
-            return queryset.filter(response_ms__lt=100)
-        if self.value() == "slow":
-            return queryset.filter(response_ms__gte=100, response_ms__lte=800)
-        if self.value() == "timeout":
-            return queryset.filter(response_ms__gt=800)
-        return queryset
+    field = "response_ms"
+    buckets = [
+        ("fast", "under 100 ms", None, 100),
+        ("slow", "100-800 ms", 100, 800),
+        ("timeout", "800 ms or more", 800, None),
+    ]
 
 
 @admin.register(ObservedRecommendation)
