@@ -1,0 +1,120 @@
+"""The canary analysis: one pure decision, from measurements of both pools to a verdict.
+
+Modelled on Argo Rollouts, Flagger and Kayenta: a check fails when the canary breaches an
+absolute bound or is worse than stable beyond a tolerance; too little traffic, or no data, is
+inconclusive and never a pass; a release aborts after ``failure_limit`` failed checks and
+promotes once its last step has passed for long enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Action(StrEnum):
+    WAIT = "wait"
+    ADVANCE = "advance"
+    PROMOTE = "promote"
+    ABORT = "abort"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One pool over one window. ``None`` where there was no data to compute a figure from."""
+
+    requests: int
+    success_rate: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    follow_rate: float | None = None  # share of answers followed by a watch of a recommended movie
+    follow_samples: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_requests: int = 50
+    max_p99_ms: float = 500.0
+    min_success_rate: float = 0.99
+    # Worse than stable by more than these is a failure.
+    max_p99_ratio: float = 1.5
+    max_p99_slack_ms: float = 10.0
+    max_success_drop: float = 0.01
+    max_follow_drop: float = 0.05
+    min_follow_samples: int = 100
+    failure_limit: int = 3
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Thresholds:
+        known = {key: value for key, value in values.items() if key in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def analysis_verdict(
+    *, canary: Measurement, stable: Measurement | None, thresholds: Thresholds
+) -> tuple[Verdict, list[str]]:
+    """Judge one check of the canary against its absolute bounds and against stable."""
+    if canary.requests < thresholds.min_requests:
+        return Verdict.INCONCLUSIVE, [
+            f"only {canary.requests} canary requests in the window, fewer than {thresholds.min_requests}"
+        ]
+    if canary.p99_ms is None or canary.success_rate is None:
+        return Verdict.INCONCLUSIVE, ["no latency or success data for the canary"]
+
+    reasons: list[str] = []
+    if canary.p99_ms > thresholds.max_p99_ms:
+        reasons.append(f"canary p99 {canary.p99_ms:.1f} ms is above the bound of {thresholds.max_p99_ms:.0f} ms")
+    if canary.success_rate < thresholds.min_success_rate:
+        reasons.append(
+            f"canary success rate {canary.success_rate:.2%} is below the bound of {thresholds.min_success_rate:.2%}"
+        )
+    comparable = stable is not None and stable.requests >= thresholds.min_requests
+    if comparable and stable is not None:
+        if stable.p99_ms is not None:
+            allowed = stable.p99_ms * thresholds.max_p99_ratio + thresholds.max_p99_slack_ms
+            if canary.p99_ms > allowed:
+                reasons.append(
+                    f"canary p99 {canary.p99_ms:.1f} ms is worse than stable's {stable.p99_ms:.1f} ms "
+                    f"beyond the tolerance ({allowed:.1f} ms)"
+                )
+        if stable.success_rate is not None and canary.success_rate < stable.success_rate - thresholds.max_success_drop:
+            reasons.append(
+                f"canary success rate {canary.success_rate:.2%} is worse than stable's {stable.success_rate:.2%} "
+                f"by more than {thresholds.max_success_drop:.2%}"
+            )
+        if (
+            canary.follow_rate is not None
+            and stable.follow_rate is not None
+            and min(canary.follow_samples, stable.follow_samples) >= thresholds.min_follow_samples
+            and canary.follow_rate < stable.follow_rate - thresholds.max_follow_drop
+        ):
+            reasons.append(
+                f"canary recommendations were followed by a watch {canary.follow_rate:.1%} of the time, "
+                f"stable's {stable.follow_rate:.1%}: worse by more than {thresholds.max_follow_drop:.1%}"
+            )
+    return (Verdict.FAIL, reasons) if reasons else (Verdict.PASS, [])
+
+
+def release_next_action(
+    *, verdict: Verdict, failed_checks: int, thresholds: Thresholds, step_done: bool, last_step: bool
+) -> Action:
+    """What the release does after a check. ``failed_checks`` already counts this one;
+    ``step_done``: the step has run for its minimum duration."""
+    if verdict == Verdict.FAIL:
+        return Action.ABORT if failed_checks >= thresholds.failure_limit else Action.WAIT
+    if verdict == Verdict.PASS and step_done:
+        return Action.PROMOTE if last_step else Action.ADVANCE
+    return Action.WAIT

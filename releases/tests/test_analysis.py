@@ -1,0 +1,81 @@
+import pytest
+
+from releases.analysis import Action, Measurement, Thresholds, Verdict, analysis_verdict, release_next_action
+
+HEALTHY = Measurement(requests=500, success_rate=1.0, p99_ms=12.0, mean_ms=4.0, follow_rate=0.30, follow_samples=400)
+
+
+def _canary(**changes):
+    return Measurement(**{**HEALTHY.as_dict(), **changes})
+
+
+def test_a_healthy_canary_passes():
+    assert analysis_verdict(canary=_canary(), stable=HEALTHY, thresholds=Thresholds()) == (Verdict.PASS, [])
+
+
+def test_too_little_traffic_is_inconclusive_never_a_pass():
+    verdict, reasons = analysis_verdict(canary=_canary(requests=10), stable=HEALTHY, thresholds=Thresholds())
+
+    assert verdict == Verdict.INCONCLUSIVE
+    assert reasons == ["only 10 canary requests in the window, fewer than 50"]
+
+
+def test_no_data_is_inconclusive():
+    verdict, _ = analysis_verdict(canary=_canary(p99_ms=None), stable=HEALTHY, thresholds=Thresholds())
+
+    assert verdict == Verdict.INCONCLUSIVE
+
+
+def test_fails_by_absolute_latency_bound_even_without_stable():
+    verdict, reasons = analysis_verdict(canary=_canary(p99_ms=650.0), stable=None, thresholds=Thresholds())
+
+    assert verdict == Verdict.FAIL
+    assert reasons == ["canary p99 650.0 ms is above the bound of 500 ms"]
+
+
+def test_fails_by_absolute_success_bound():
+    verdict, reasons = analysis_verdict(canary=_canary(success_rate=0.95), stable=None, thresholds=Thresholds())
+
+    assert verdict == Verdict.FAIL
+    assert reasons == ["canary success rate 95.00% is below the bound of 99.00%"]
+
+
+def test_fails_when_slower_than_stable_beyond_tolerance():
+    verdict, reasons = analysis_verdict(canary=_canary(p99_ms=40.0), stable=HEALTHY, thresholds=Thresholds())
+
+    assert verdict == Verdict.FAIL
+    assert reasons == ["canary p99 40.0 ms is worse than stable's 12.0 ms beyond the tolerance (28.0 ms)"]
+
+
+def test_fails_when_recommendations_are_followed_less_than_stable():
+    verdict, reasons = analysis_verdict(canary=_canary(follow_rate=0.10), stable=HEALTHY, thresholds=Thresholds())
+
+    assert verdict == Verdict.FAIL
+    assert reasons[0].startswith("canary recommendations were followed by a watch 10.0% of the time")
+
+
+def test_stable_with_too_little_traffic_is_no_yardstick():
+    quiet_stable = Measurement(requests=3, success_rate=1.0, p99_ms=1.0, mean_ms=1.0)
+
+    verdict, _ = analysis_verdict(canary=_canary(p99_ms=40.0), stable=quiet_stable, thresholds=Thresholds())
+
+    assert verdict == Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("verdict", "failed", "step_done", "last_step", "action"),
+    [
+        (Verdict.PASS, 0, False, False, Action.WAIT),  # the step has not run long enough
+        (Verdict.PASS, 0, True, False, Action.ADVANCE),
+        (Verdict.PASS, 1, True, True, Action.PROMOTE),
+        (Verdict.FAIL, 1, True, True, Action.WAIT),  # below the failure limit
+        (Verdict.FAIL, 3, False, False, Action.ABORT),  # the failure limit is reached
+        (Verdict.INCONCLUSIVE, 0, True, True, Action.WAIT),
+    ],
+)
+def test_next_action(verdict, failed, step_done, last_step, action):
+    result = release_next_action(
+        verdict=verdict, failed_checks=failed, thresholds=Thresholds(), step_done=step_done, last_step=last_step
+    )
+
+    assert result == action

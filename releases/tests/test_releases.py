@@ -1,0 +1,168 @@
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from provenance.models import Recommendation
+from recommender.models import ModelVersion
+from recommender.services import model_train
+from releases.models import Release
+from releases.services import (
+    ReleaseError,
+    release_abort,
+    release_evaluate,
+    release_pause,
+    release_promote,
+    release_resume,
+    release_start,
+)
+
+
+@pytest.fixture
+def candidate(trained_version) -> ModelVersion:
+    version = model_train(actor="test")
+    assert version.status == ModelVersion.Status.CANDIDATE
+    return version
+
+
+def _serve(pool, version, *, count, latency_ms=5.0, status=200, at=None, viewer=1, items="a+1"):
+    at = at or timezone.now()  # after the release started: only its own step's traffic counts
+    Recommendation.objects.bulk_create(
+        Recommendation(
+            request_id=f"{pool}-{version.version}-{at.timestamp()}-{n}-{status}",
+            viewer_id=viewer,
+            model_version=version,
+            pool=pool,
+            strategy="personalized",
+            items=items,
+            status=status,
+            latency_ms=latency_ms,
+            served_at=at,
+            host="test",
+        )
+        for n in range(count)
+    )
+
+
+def test_start_puts_the_candidate_on_the_canary_pool(candidate, trained_version):
+    release = release_start(candidate=candidate, steps=[10, 25, 50], actor="ops")
+
+    candidate.refresh_from_db()
+    assert (release.state, release.weight, release.stable) == (Release.State.CANARY, 10, trained_version)
+    assert candidate.status == ModelVersion.Status.CANARY
+    assert list(release.events.values_list("to_state", "weight", "actor")) == [("canary", 10, "ops")]
+    assert "canary started: v2 at 10%" in mail.outbox[-1].subject
+
+
+def test_only_one_release_at_a_time(candidate):
+    release_start(candidate=candidate)
+    third = model_train(actor="test")
+
+    with pytest.raises(ReleaseError, match="is still running"):
+        release_start(candidate=third)
+
+
+def test_only_candidates_can_be_released(trained_version):
+    with pytest.raises(ReleaseError, match="v1 is stable, not a candidate"):
+        release_start(candidate=trained_version)
+
+
+def test_a_healthy_canary_is_promoted_through_its_steps(candidate, trained_version):
+    release = release_start(candidate=candidate, steps=[10, 50], interval_seconds=60, min_step_seconds=0)
+    _serve("stable", trained_version, count=200)
+    _serve("canary", candidate, count=100)
+
+    first = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
+    release.refresh_from_db()
+    assert (first.verdict, first.action, release.weight) == ("pass", "advance", 50)
+
+    _serve("stable", trained_version, count=200, at=timezone.now() + timedelta(seconds=2))
+    _serve("canary", candidate, count=100, at=timezone.now() + timedelta(seconds=2))
+    second = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=3))
+
+    release.refresh_from_db()
+    candidate.refresh_from_db()
+    trained_version.refresh_from_db()
+    assert (second.verdict, second.action) == ("pass", "promote")
+    assert (release.state, release.weight, release.decided_by) == ("promoted", 100, "analysis")
+    assert candidate.status == ModelVersion.Status.STABLE
+    assert trained_version.status == ModelVersion.Status.RETIRED
+    assert "v2 promoted to stable" in mail.outbox[-1].subject
+
+
+def test_a_slow_canary_is_aborted_after_the_failure_limit(candidate, trained_version):
+    release = release_start(
+        candidate=candidate, interval_seconds=60, min_step_seconds=0, thresholds={"failure_limit": 2}
+    )
+    _serve("stable", trained_version, count=200, latency_ms=5)
+    _serve("canary", candidate, count=100, latency_ms=900)
+
+    first = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
+    release.refresh_from_db()
+    assert (first.verdict, first.action, release.state) == ("fail", "wait", "canary")
+    second = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
+
+    release.refresh_from_db()
+    candidate.refresh_from_db()
+    assert second.action == "abort"
+    assert (release.state, release.weight) == ("aborted", 0)
+    assert candidate.status == ModelVersion.Status.REJECTED
+    assert "canary p99 900.0 ms is above the bound of 500 ms" in release.reason
+    assert "canary of v2 aborted" in mail.outbox[-1].subject
+
+
+def test_errors_count_against_the_canary(candidate, trained_version):
+    release = release_start(candidate=candidate, interval_seconds=60, thresholds={"failure_limit": 1})
+    _serve("stable", trained_version, count=200)
+    _serve("canary", candidate, count=90)
+    _serve("canary", candidate, count=10, status=500)
+
+    run = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
+
+    assert run.canary["success_rate"] == 0.9
+    assert run.action == "abort"
+
+
+def test_low_traffic_is_inconclusive_and_never_promotes(candidate, trained_version):
+    release = release_start(candidate=candidate, interval_seconds=60, min_step_seconds=0)
+    _serve("canary", candidate, count=3)
+
+    run = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
+
+    release.refresh_from_db()
+    assert (run.verdict, run.action, release.state) == ("inconclusive", "wait", "canary")
+
+
+def test_a_paused_release_is_not_checked_until_resumed(candidate, trained_version):
+    release = release_start(candidate=candidate, min_step_seconds=0)
+    release_pause(release=release, actor="ops", reason="holiday")
+    _serve("canary", candidate, count=100)
+
+    assert release_evaluate(release=release) is None
+    release_resume(release=release, actor="ops")
+    release.refresh_from_db()
+    assert release.state == "canary"
+    assert list(release.events.values_list("to_state", flat=True)) == ["canary", "paused", "canary"]
+
+
+def test_a_person_can_promote_or_abort_at_any_time(candidate, trained_version):
+    release = release_start(candidate=candidate)
+
+    release_abort(release=release, actor="ops", reason="looks wrong")
+
+    release.refresh_from_db()
+    assert (release.state, release.decided_by, release.reason) == ("aborted", "ops", "looks wrong")
+    with pytest.raises(ReleaseError, match=r"cannot promote .* it is aborted"):
+        release_promote(release=release, actor="ops")
+
+
+def test_the_history_answers_which_version_served_during_a_canary(candidate, trained_version):
+    from recommender.selectors import model_version_stable_at
+
+    release = release_start(candidate=candidate)
+    during = timezone.now()
+    release_promote(release=release, actor="ops", reason="manual")
+
+    assert model_version_stable_at(during) == trained_version
+    assert model_version_stable_at(timezone.now()) == candidate
