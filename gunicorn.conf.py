@@ -30,9 +30,9 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     # Load the model before the worker takes its first request.
-    from recommender.serving import store
+    from recommender.serving import router
 
-    store.get()
+    router.refresh()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

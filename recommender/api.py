@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from provenance.models import Recommendation
 from provenance.recorder import recorder
-from recommender.serving import recommendation_answer, store
+from recommender.serving import ServingModel, recommendation_answer, router
 from stream.parsing import MAX_VIEWER_ID
 
 REQUESTS = Counter("recsite_recommend_requests_total", "Answers to /recommend", ["model_version", "pool", "status"])
@@ -104,31 +104,31 @@ class RecommendView(APIView):
     def get(self, request: Request, user_id: str) -> Response:
         started = time.perf_counter()
         request_id = getattr(request._request, "request_id", "")
-        model = store.get()
-        version = str(model.version) if model else "none"
         try:
             viewer_id = VIEWER_ID.run_validation(user_id)
         except serializers.ValidationError as invalid:
+            pool, model = router.route(None)
             error = str(invalid.detail[0])
-            return self._finish(Response({"detail": error}, status=400), started, version)
+            return self._finish(Response({"detail": error}, status=400), started, pool, model)
+        pool, model = router.route(viewer_id)
         if model is None:
-            return self._finish(Response({"detail": "no model is loaded yet"}, status=503), started, version)
+            return self._finish(Response({"detail": "no model is loaded yet"}, status=503), started, pool, model)
 
         answer = recommendation_answer(model=model, viewer_id=viewer_id, count=settings.SERVING_LIST_LENGTH)
         body = {
             "items": answer.items,
             "model_version": model.version,
-            "pool": store.pool,
+            "pool": pool,
             "strategy": answer.strategy,
             "request_id": request_id,
         }
-        response = self._finish(Response(body), started, version)
+        response = self._finish(Response(body), started, pool, model)
         recorder.record(
             Recommendation(
                 request_id=request_id,
                 viewer_id=viewer_id,
                 model_version_id=model.version_id,
-                pool=store.pool,
+                pool=pool,
                 strategy=answer.strategy + ("-degraded" if answer.degraded else ""),
                 items=",".join(answer.items),
                 status=200,
@@ -139,9 +139,11 @@ class RecommendView(APIView):
         )
         return response
 
-    def _finish(self, response: Response, started: float, version: str) -> Response:
+    def _finish(self, response: Response, started: float, pool: str, model: ServingModel | None) -> Response:
+        version = str(model.version) if model else "none"
         response["X-Model-Version"] = version
-        labels = {"model_version": version, "pool": store.pool, "status": str(response.status_code)}
+        response["X-Release-Pool"] = pool
+        labels = {"model_version": version, "pool": pool, "status": str(response.status_code)}
         REQUESTS.labels(**labels).inc()
         LATENCY.labels(**labels).observe(time.perf_counter() - started)
         return response
@@ -154,7 +156,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 def readyz(request: HttpRequest) -> HttpResponse:
     """Ready for traffic: a model is loaded and the database answers."""
-    model = store.get()
+    pool, model = router.route(None)
     if model is None:
         return HttpResponse("not ready: no model loaded", status=503, content_type="text/plain")
     try:
@@ -162,6 +164,6 @@ def readyz(request: HttpRequest) -> HttpResponse:
             cursor.execute("SELECT 1")
     except DatabaseError as error:
         return HttpResponse(f"not ready: database unavailable ({error})", status=503, content_type="text/plain")
-    response = HttpResponse(f"ready: v{model.version} ({store.pool})", content_type="text/plain")
+    response = HttpResponse(f"ready: v{model.version} ({pool})", content_type="text/plain")
     response["X-Model-Version"] = str(model.version)
     return response

@@ -1,10 +1,9 @@
 """Answering ``/recommend`` from a model held in memory.
 
-Each worker process holds the artifact of the version its pool serves (``SERVING_POOL``: the
-stable version, or the canary where there is one), loaded once and checked against its sha256.
-A background thread looks for a new version every ``SERVING_REFRESH_SECONDS`` and swaps it in
-with one reference assignment, so running workers pick up a promotion without a restart and
-without a failed request.
+Each worker process holds the artifacts of the versions it serves (see ``Router``), loaded
+once and checked against their sha256. A background thread looks for new versions every
+``SERVING_REFRESH_SECONDS`` and swaps them in with one reference assignment, so running workers
+pick up a promotion without a restart and without a failed request.
 
 The request path does no training-time work: a known viewer's list is the precomputed top list
 minus what they rated or finished since; a viewer with a changed or new history is scored with
@@ -18,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,31 +126,21 @@ class ServingModel:
 
 
 class ModelStore:
-    """The version one pool serves in this process, kept current by a background thread."""
+    """The version one pool serves in this process."""
 
     def __init__(self, pool: str) -> None:
         self.pool = pool
         self.current: ServingModel | None = None
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def get(self) -> ServingModel | None:
-        self._ensure_watcher()
-        if self.current is None:
-            self.refresh()
-        return self.current
 
     def wanted(self) -> ModelVersion | None:
-        """The version this pool should serve: the canary pool serves the canary if there is
-        one, and otherwise stable, like the stable pool."""
-        statuses = [ModelVersion.Status.CANARY, ModelVersion.Status.STABLE] if self.pool == "canary" else []
-        statuses.append(ModelVersion.Status.STABLE)
-        for status in statuses:
-            version = ModelVersion.objects.filter(status=status).order_by("-version").first()
-            if version is not None:
-                return version
-        return None
+        """The version this pool should serve: stable, or for the canary pool the version in
+        canary (or stable, when the canary pool runs on its own servers with no canary)."""
+        if self.pool == "canary":
+            canary = ModelVersion.objects.filter(status=ModelVersion.Status.CANARY).order_by("-version").first()
+            if canary is not None or settings.RELEASE_MODE == "embedded":
+                return canary
+        return ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).order_by("-version").first()
 
     def refresh(self) -> ServingModel | None:
         """Load the wanted version if it is not the one held; keep the old one if loading fails."""
@@ -160,7 +150,11 @@ class ModelStore:
             except DatabaseError:
                 logger.warning("could not ask the registry which version to serve; keeping v%s", self._held())
                 return self.current
-            if wanted is None or (self.current is not None and self.current.version_id == wanted.pk):
+            if wanted is None:
+                if self.pool == "canary" and settings.RELEASE_MODE == "embedded":
+                    self._set(None)  # the canary ended: free its memory
+                return self.current
+            if self.current is not None and self.current.version_id == wanted.pk:
                 return self.current
             try:
                 started = time.perf_counter()
@@ -169,15 +163,70 @@ class ModelStore:
                 LOAD_FAILURES.labels(pool=self.pool).inc()
                 logger.error("cannot serve v%s: %s; keeping v%s", wanted.version, error, self._held())
                 return self.current
-            self.current = loaded
-            LOADED_VERSION.labels(pool=self.pool).set(loaded.version)
+            self._set(loaded)
             logger.info(
                 "serving v%s in the %s pool (loaded in %.2fs)", loaded.version, self.pool, time.perf_counter() - started
             )
             return loaded
 
+    def _set(self, model: ServingModel | None) -> None:
+        self.current = model
+        LOADED_VERSION.labels(pool=self.pool).set(model.version if model else 0)
+
     def _held(self) -> str:
         return str(self.current.version) if self.current else "none"
+
+
+def traffic_bucket(viewer_id: int) -> int:
+    """0-99, stable for a viewer: the same viewer always lands in the same pool at a weight."""
+    return zlib.crc32(viewer_id.to_bytes(8, "little")) % 100
+
+
+class Router:
+    """Picks the pool and model for each request, and keeps both current.
+
+    With ``RELEASE_MODE=nginx`` NGINX splits the traffic and this process serves its own
+    ``SERVING_POOL``. With ``RELEASE_MODE=embedded`` (the demo: one server, no NGINX) it holds
+    stable and canary and sends a viewer to the canary when their bucket falls under the active
+    release's weight. A background thread refreshes versions and weight every
+    ``SERVING_REFRESH_SECONDS``; each swap is one reference assignment, so no request fails.
+    """
+
+    def __init__(self) -> None:
+        self.stores = {pool: ModelStore(pool) for pool in ("stable", "canary")}
+        self.canary_weight = 0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def route(self, viewer_id: int | None) -> tuple[str, ServingModel | None]:
+        self._ensure_watcher()
+        if settings.RELEASE_MODE == "nginx":
+            store = self.stores[settings.SERVING_POOL]
+            return store.pool, store.current or store.refresh()
+        canary = self.stores["canary"].current
+        if canary is not None and viewer_id is not None and traffic_bucket(viewer_id) < self.canary_weight:
+            return "canary", canary
+        stable = self.stores["stable"]
+        return "stable", stable.current or stable.refresh()
+
+    def refresh(self) -> None:
+        from releases.selectors import release_canary_weight
+
+        if settings.RELEASE_MODE == "nginx":
+            self.stores[settings.SERVING_POOL].refresh()
+            return
+        for store in self.stores.values():
+            store.refresh()
+        try:
+            self.canary_weight = release_canary_weight()
+        except DatabaseError:
+            logger.warning("could not read the canary weight; keeping %s%%", self.canary_weight)
+
+    def reset(self) -> None:
+        """Forget every loaded model (tests; a worker would simply restart)."""
+        for store in self.stores.values():
+            store.current = None
+        self.canary_weight = 0
 
     def _ensure_watcher(self) -> None:
         # Threads do not survive gunicorn's fork: each worker starts its own.
@@ -186,7 +235,7 @@ class ModelStore:
         if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
             return
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._watch, name=f"model-watcher-{self.pool}", daemon=True)
+        self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
@@ -199,7 +248,7 @@ class ModelStore:
                 logger.exception("model refresh failed")
 
 
-store = ModelStore(settings.SERVING_POOL)
+router = Router()
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Serving -----------------------------------------------------------------------------------
-# Which release pool this process serves: the stable version, or the canary (stable if none).
+# embedded: one server holds stable and canary and splits viewers by a hash of their id (the
+# demo). nginx: NGINX splits traffic between pools of servers; each serves SERVING_POOL.
+RELEASE_MODE = env_choice("RELEASE_MODE", "embedded", ("embedded", "nginx"))
 SERVING_POOL = env_choice("SERVING_POOL", "stable", ("stable", "canary"))
 SERVING_REFRESH_SECONDS = env_float("SERVING_REFRESH_SECONDS", 5.0, minimum=0.1)
 SERVING_LIST_LENGTH = env_int("SERVING_LIST_LENGTH", 20, minimum=1, maximum=100)

@@ -9,22 +9,22 @@ from provenance.models import Recommendation
 from provenance.recorder import recorder
 from recommender.models import ModelVersion, Movie, Viewer
 from recommender.services import model_train, model_version_set_status
-from recommender.serving import store
+from recommender.serving import router
 from stream.services import stream_ingest_batch
 
 
 @pytest.fixture
 def serving(trained_version):
     """A worker's view of the world: the store reloaded, the provenance queue empty."""
-    store.current = None
+    router.reset()
     recorder._pending.clear()
     yield trained_version
-    store.current = None
+    router.reset()
     recorder._pending.clear()
 
 
 def _known_viewer(version) -> int:
-    return int(store.get().artifact["viewers"][0])
+    return int(router.route(None)[1].artifact["viewers"][0])
 
 
 def _ids(response) -> list[str]:
@@ -91,7 +91,7 @@ def test_a_new_viewer_gets_a_cold_start_list_not_an_error(client, serving):
 
 
 def test_cold_start_follows_known_demographics(client, serving):
-    artifact = store.get().artifact
+    artifact = router.route(None)[1].artifact
     keys = [str(key) for key in artifact["cold_keys"] if str(key).startswith("gender:")]
     Viewer.objects.create(id=1999999998, gender="F", age=30)
     Viewer.objects.create(id=1999999999, gender="M", age=30)
@@ -140,7 +140,7 @@ def test_health_and_readiness(client, serving):
 
 
 def test_not_ready_and_503_without_any_model(client, db):
-    store.current = None
+    router.reset()
 
     assert client.get(reverse("readyz")).status_code == 503
     response = client.get("/recommend/5")
@@ -154,19 +154,19 @@ def test_a_new_stable_version_is_picked_up_without_a_restart(client, serving):
     second = model_train(actor="test")
     model_version_set_status(version=second, status=ModelVersion.Status.STABLE, reason="test promotion")
 
-    store.refresh()  # what each worker's watcher thread does every SERVING_REFRESH_SECONDS
+    router.refresh()  # what each worker's watcher thread does every SERVING_REFRESH_SECONDS
 
     assert client.get(f"/recommend/{viewer}")["X-Model-Version"] == "2"
 
 
 def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(client, serving, caplog):
     viewer = _known_viewer(serving)
-    store.get()
+    router.route(None)
     second = model_train(actor="test")
     model_version_set_status(version=second, status=ModelVersion.Status.STABLE)
     second.artifact_file.write_bytes(b"not a model")
 
-    store.refresh()
+    router.refresh()
 
     assert client.get(f"/recommend/{viewer}")["X-Model-Version"] == "1"
     assert f"cannot serve v2: model artifact {second.artifact_file} is corrupt" in caplog.text
