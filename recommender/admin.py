@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -145,6 +145,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     ]
     list_filter = [ServingFilter, "status", "ranker", "rating_algorithm"]
     list_select_related = ["snapshot"]
+    actions = ["start_release"]
     inlines = [StatusChangeInline]
     exclude = ["metrics", "group_metrics", "gate", "params"]
     readonly_fields = ["pretty_gate", "pretty_metrics", "group_table", "pretty_params"]
@@ -172,6 +173,23 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/recommender/modelversion/served_at.html", context)
+
+    @admin.action(description="Start a canary release (one candidate, 20%)", permissions=["release"])
+    def start_release(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        from releases.services import ReleaseError, release_start
+
+        if queryset.count() != 1:
+            self.message_user(request, "choose exactly one candidate version", level=messages.ERROR)
+            return
+        try:
+            release = release_start(candidate=queryset.get(), actor=request.user.get_username())
+        except ReleaseError as error:
+            self.message_user(request, str(error), level=messages.ERROR)
+            return
+        self.message_user(request, f"{release} started")
+
+    def has_release_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("releases.add_release")
 
     @admin.display(ordering="metrics__rmse", description="RMSE")
     def rmse_column(self, version: ModelVersion) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -32,6 +33,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 HOST = f"{socket.gethostname()}:{os.getpid()}"
+logger = logging.getLogger(__name__)
 
 
 class PlainTextRenderer(BaseRenderer):
@@ -98,6 +100,7 @@ class RecommendView(APIView):
             (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="movie ids separated by commas"),
             (200, "application/json"): RecommendationSerializer,
             (400, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="why the id was refused"),
+            (500, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="the answer failed"),
             (503, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="no model loaded yet"),
         },
     )
@@ -114,7 +117,15 @@ class RecommendView(APIView):
         if model is None:
             return self._finish(Response({"detail": "no model is loaded yet"}, status=503), started, pool, model)
 
-        answer = recommendation_answer(model=model, viewer_id=viewer_id, count=settings.SERVING_LIST_LENGTH)
+        try:
+            answer = recommendation_answer(model=model, viewer_id=viewer_id, count=settings.SERVING_LIST_LENGTH)
+        except Exception:
+            # Counted and recorded as a failed answer of this pool: the canary analysis needs it.
+            logger.exception("could not answer viewer %s", viewer_id)
+            detail = f"internal error answering viewer {viewer_id} (request {request_id})"
+            response = self._finish(Response({"detail": detail}, status=500), started, pool, model)
+            self._record(request_id, viewer_id, pool, model, "failed", [], 500, started)
+            return response
         body = {
             "items": answer.items,
             "model_version": model.version,
@@ -123,21 +134,35 @@ class RecommendView(APIView):
             "request_id": request_id,
         }
         response = self._finish(Response(body), started, pool, model)
+        strategy = answer.strategy + ("-degraded" if answer.degraded else "")
+        self._record(request_id, viewer_id, pool, model, strategy, answer.items, 200, started)
+        return response
+
+    def _record(
+        self,
+        request_id: str,
+        viewer_id: int,
+        pool: str,
+        model: ServingModel,
+        strategy: str,
+        items: list[str],
+        status: int,
+        started: float,
+    ) -> None:
         recorder.record(
             Recommendation(
                 request_id=request_id,
                 viewer_id=viewer_id,
                 model_version_id=model.version_id,
                 pool=pool,
-                strategy=answer.strategy + ("-degraded" if answer.degraded else ""),
-                items=",".join(answer.items),
-                status=200,
+                strategy=strategy,
+                items=",".join(items),
+                status=status,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
                 served_at=timezone.now(),
                 host=HOST,
             )
         )
-        return response
 
     def _finish(self, response: Response, started: float, pool: str, model: ServingModel | None) -> Response:
         version = str(model.version) if model else "none"

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from provenance.dvc import DvcError, dvc_track
 from provenance.models import DataSnapshot
@@ -304,6 +305,9 @@ def _after_gate(version: ModelVersion, *, actor: str) -> None:
     notification_send(
         subject=f"v{version.version} passed the gate ({version.status})", body=model_version_figures(version)
     )
+    if version.status == ModelVersion.Status.CANDIDATE and settings.RELEASE_AUTO_START:
+        # By name: the releases app builds on this one, not the other way round.
+        transaction.on_commit(lambda: async_task("releases.tasks.release_start_candidate", version.pk))
 
 
 def model_version_set_status(*, version: ModelVersion, status: str, reason: str = "", actor: str = "") -> ModelVersion:

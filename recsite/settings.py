@@ -210,6 +210,9 @@ SPECTACULAR_SETTINGS = {
 # demo). nginx: NGINX splits traffic between pools of servers; each serves SERVING_POOL.
 RELEASE_MODE = env_choice("RELEASE_MODE", "embedded", ("embedded", "nginx"))
 SERVING_POOL = env_choice("SERVING_POOL", "stable", ("stable", "canary"))
+# A candidate that passes the gate starts a canary by itself; the check runs on a schedule.
+RELEASE_AUTO_START = env_bool("RELEASE_AUTO_START", True)
+RELEASE_CHECK_MINUTES = env_int("RELEASE_CHECK_MINUTES", 5, minimum=1)
 SERVING_REFRESH_SECONDS = env_float("SERVING_REFRESH_SECONDS", 5.0, minimum=0.1)
 SERVING_LIST_LENGTH = env_int("SERVING_LIST_LENGTH", 20, minimum=1, maximum=100)
 # A movie counts as watched to the end past this share of its runtime, or past this many

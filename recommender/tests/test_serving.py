@@ -263,3 +263,17 @@ def test_the_writer_thread_writes_rows_in_the_background(settings):
 
     assert Recommendation.objects.filter(request_id="r-bg").exists()
     assert background.pending == 0
+
+
+def test_a_failed_answer_is_a_500_that_is_counted_and_recorded(client, serving, monkeypatch):
+    def broken(**kwargs):
+        raise ValueError("index out of range")
+
+    monkeypatch.setattr("recommender.api.recommendation_answer", broken)
+
+    response = client.get("/recommend/5")
+
+    assert response.status_code == 500
+    assert response.content.decode().startswith("internal error answering viewer 5 (request ")
+    recorder.flush()
+    assert Recommendation.objects.get().status == 500

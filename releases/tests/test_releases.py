@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 from provenance.models import Recommendation
@@ -166,3 +167,63 @@ def test_the_history_answers_which_version_served_during_a_canary(candidate, tra
 
     assert model_version_stable_at(during) == trained_version
     assert model_version_stable_at(timezone.now()) == candidate
+
+
+def test_release_command_starts_reports_and_promotes(candidate, capsys):
+    from django.core.management import call_command
+
+    call_command("release", "start", steps="10,50", interval=60, min_step=0)
+    call_command("release", "status")
+    call_command("release", "promote", reason="looks good")
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "v2 vs stable v1: canary at 10% (step 1 of 2: [10, 50]), 0 failed checks; not checked yet"
+    assert out[1] == out[0]
+    assert out[2].startswith("v2 vs stable v1: promoted at 100%")
+
+
+def test_release_command_explains_what_cannot_be_done(trained_version):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="no release is running to abort"):
+        call_command("release", "abort")
+    with pytest.raises(CommandError, match="no candidate version to release"):
+        call_command("release", "start")
+    with pytest.raises(CommandError, match="--steps must be comma-separated whole percentages, not 'ten'"):
+        call_command("release", "start", steps="ten")
+
+
+def test_a_passing_candidate_starts_a_canary_by_itself(trained_version, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        second = model_train(actor="test")
+
+    second.refresh_from_db()
+    assert second.status == ModelVersion.Status.CANARY
+    assert Release.objects.get().candidate == second
+
+
+def test_the_scheduled_check_evaluates_the_running_release(candidate, trained_version):
+    from releases.tasks import release_evaluate_active
+
+    release_start(candidate=candidate, interval_seconds=60)
+    _serve("canary", candidate, count=100)
+
+    assert release_evaluate_active().endswith("pass -> wait")
+
+
+def test_console_buttons_promote_with_permission(client, django_user_model, candidate):
+    release = release_start(candidate=candidate)
+    url = reverse("admin:releases_release_act", args=[release.pk, "promote"])
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(viewer)
+    assert client.post(url, {"reason": "x"}).status_code == 403
+
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.org", "pw"))
+    response = client.post(url, {"reason": "numbers look good"})
+
+    release.refresh_from_db()
+    assert response.status_code == 302
+    assert (release.state, release.decided_by, release.reason) == ("promoted", "ops", "numbers look good")
+    page = client.get(reverse("admin:releases_release_change", args=[release.pk]))
+    assert page.status_code == 200
+    assert b"numbers look good" in page.content

@@ -19,6 +19,12 @@ def _schedules() -> list[dict[str, Any]]:
             "schedule_type": Schedule.MINUTES,
             "minutes": settings.RETRAIN_EVERY_MINUTES,
         },
+        {
+            "name": "check canary",
+            "func": "releases.tasks.release_evaluate_active",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.RELEASE_CHECK_MINUTES,
+        },
     ]
 
 

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from recsite.admin import ReadOnlyAdmin
+from releases.models import AnalysisRun, Release, ReleaseEvent
+from releases.services import ReleaseError, release_abort, release_pause, release_promote, release_resume
+
+ACTIONS = {"promote": release_promote, "abort": release_abort, "pause": release_pause, "resume": release_resume}
+
+
+class EventInline(admin.TabularInline):
+    model = ReleaseEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_state", "to_state", "weight", "actor", "reason"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AnalysisInline(admin.TabularInline):
+    model = AnalysisRun
+    extra = 0
+    can_delete = False
+    fields = ["at", "weight", "source", "verdict", "action", "reasons", "canary", "stable"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Release)
+class ReleaseAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "candidate_link",
+        "stable_link",
+        "state",
+        "weight",
+        "steps",
+        "failed_checks",
+        "decided_by",
+    ]
+    list_filter = ["state"]
+    list_select_related = ["candidate", "stable"]
+    inlines = [EventInline, AnalysisInline]
+    change_form_template = "admin/releases/release/change_form.html"
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:pk>/decide/<str:action>/",
+                self.admin_site.admin_view(self.act),
+                name="releases_release_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def act(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        """Promote, abort, pause or resume from the release's page (POST, with permission)."""
+        if request.method != "POST" or action not in ACTIONS:
+            raise PermissionDenied
+        if not request.user.has_perm("releases.change_release"):
+            raise PermissionDenied
+        release = get_object_or_404(Release, pk=pk)
+        reason = request.POST.get("reason", "").strip()[:2000]
+        try:
+            ACTIONS[action](
+                release=release, actor=request.user.get_username(), reason=reason or f"{action} from the console"
+            )
+        except ReleaseError as error:
+            self.message_user(request, str(error), level=messages.ERROR)
+        else:
+            release.refresh_from_db()
+            self.message_user(request, f"{release}: {action} done")
+        return HttpResponseRedirect(reverse("admin:releases_release_change", args=[pk]))
+
+    @admin.display(ordering="candidate__version", description="candidate")
+    def candidate_link(self, release: Release) -> str:
+        url = reverse("admin:recommender_modelversion_change", args=[release.candidate_id])
+        return format_html('<a href="{}">v{}</a>', url, release.candidate.version)
+
+    @admin.display(ordering="stable__version", description="stable")
+    def stable_link(self, release: Release) -> str:
+        if release.stable is None:
+            return "-"
+        url = reverse("admin:recommender_modelversion_change", args=[release.stable_id])
+        return format_html('<a href="{}">v{}</a>', url, release.stable.version)
+
+
+@admin.register(AnalysisRun)
+class AnalysisRunAdmin(ReadOnlyAdmin):
+    list_display = ["at", "release", "weight", "source", "verdict", "action"]
+    list_filter = ["verdict", "action", "source"]
+    list_select_related = ["release__candidate"]
