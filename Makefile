@@ -42,10 +42,10 @@ lint: venv
 	.venv/bin/ruff format --check .
 
 test-sqlite: venv
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-mariadb: venv
-	DATABASE_URL=$(MARIADB_URL) $(PY) -m pytest -n 2
+	DATABASE_URL=$(MARIADB_URL) $(PY) -m pytest -n 2 --dist loadfile
 
 # The services come first: installing MariaDB brings the headers mysqlclient compiles against.
 test: services venv lint test-sqlite test-mariadb

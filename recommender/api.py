@@ -126,6 +126,8 @@ class RecommendView(APIView):
             response = self._finish(Response({"detail": detail}, status=500), started, pool, model)
             self._record(request_id, viewer_id, pool, model, "failed", [], 500, started)
             return response
+        if settings.SERVING_FAULT_DELAY_MS:  # test-only: a slow pool for the canary analysis to catch
+            time.sleep(settings.SERVING_FAULT_DELAY_MS / 1000)
         body = {
             "items": answer.items,
             "model_version": model.version,

@@ -213,6 +213,16 @@ SERVING_POOL = env_choice("SERVING_POOL", "stable", ("stable", "canary"))
 # A candidate that passes the gate starts a canary by itself; the check runs on a schedule.
 RELEASE_AUTO_START = env_bool("RELEASE_AUTO_START", True)
 RELEASE_CHECK_MINUTES = env_int("RELEASE_CHECK_MINUTES", 5, minimum=1)
+# RELEASE_MODE=nginx: where the upstreams file goes, how to reload NGINX, the pools' servers.
+NGINX_UPSTREAMS_PATH = env_str("NGINX_UPSTREAMS_PATH", "")
+NGINX_RELOAD_COMMAND = env_str("NGINX_RELOAD_COMMAND", "nginx -s reload")
+NGINX_STABLE_SERVERS = env_list("NGINX_STABLE_SERVERS", ["web-stable:8082"])
+NGINX_CANARY_SERVERS = env_list("NGINX_CANARY_SERVERS", ["web-canary:8082"])
+# The canary analysis reads latency and success from Prometheus when this is set, else from the
+# provenance table; the decision code is the same.
+PROMETHEUS_URL = env_url("PROMETHEUS_URL", "", schemes=("http", "https"))
+# Test-only fault injection: this pool answers /recommend that many milliseconds late.
+SERVING_FAULT_DELAY_MS = env_int("SERVING_FAULT_DELAY_MS", 0, minimum=0)
 SERVING_REFRESH_SECONDS = env_float("SERVING_REFRESH_SECONDS", 5.0, minimum=0.1)
 SERVING_LIST_LENGTH = env_int("SERVING_LIST_LENGTH", 20, minimum=1, maximum=100)
 # A movie counts as watched to the end past this share of its runtime, or past this many

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import urllib.request
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +20,7 @@ from recommender.services import model_version_set_status
 from recsite.notifications import notification_send
 from releases.analysis import Action, Measurement, Verdict, analysis_verdict, release_next_action
 from releases.models import AnalysisRun, Release, ReleaseEvent
+from releases.traffic import traffic_apply
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +102,7 @@ def release_evaluate(*, release: Release, now: datetime | None = None) -> Analys
         weight=release.weight,
         window_start=window_start,
         window_end=now,
-        source="provenance",
+        source="prometheus" if settings.PROMETHEUS_URL else "provenance",
         stable=stable.as_dict(),
         canary=canary.as_dict(),
         verdict=verdict,
@@ -194,6 +200,8 @@ def _move(release: Release, *, state: str, weight: int, actor: str, reason: str)
     release.state, release.weight = state, weight
     release.save(update_fields=["state", "weight"])
     logger.info("%s: %s", release, reason.splitlines()[0] if reason else state)
+    # NGINX must follow the new weight; a transaction in progress applies it once committed.
+    transaction.on_commit(traffic_apply)
 
 
 def _finish(release: Release, *, state: str, weight: int, actor: str, reason: str) -> None:
@@ -220,29 +228,85 @@ def _figures(run: AnalysisRun) -> str:
 def measure_pool(
     *, pool: str, start: datetime, end: datetime, follow_window: timedelta = timedelta(hours=1)
 ) -> Measurement:
-    """One pool's requests, success rate and latency over [start, end) from the provenance table,
-    and the share of its answers followed by a watch of a recommended movie."""
+    """One pool over [start, end): requests, success rate and latency (from Prometheus when
+    ``PROMETHEUS_URL`` is set, else from the provenance table), and the share of its answers
+    followed by a watch of a recommended movie (the stream, joined in the database)."""
+    follow_rate, samples = _follow_rate(
+        pool=pool, start=start - follow_window, end=end - follow_window, window=follow_window
+    )
+    if settings.PROMETHEUS_URL:
+        requests, success_rate, p99_ms, mean_ms = _prometheus_figures(pool=pool, start=start, end=end)
+    else:
+        requests, success_rate, p99_ms, mean_ms = _provenance_figures(pool=pool, start=start, end=end)
+    return Measurement(
+        requests=requests,
+        success_rate=success_rate,
+        p99_ms=p99_ms,
+        mean_ms=mean_ms,
+        follow_rate=follow_rate,
+        follow_samples=samples,
+    )
+
+
+def _provenance_figures(
+    *, pool: str, start: datetime, end: datetime
+) -> tuple[int, float | None, float | None, float | None]:
     rows = list(
         Recommendation.objects.filter(pool=pool, served_at__gte=start, served_at__lt=end).values_list(
             "status", "latency_ms"
         )
     )
     if not rows:
-        return Measurement(requests=0, success_rate=None, p99_ms=None, mean_ms=None)
+        return 0, None, None, None
     statuses = np.array([status for status, _ in rows])
     latencies = np.array([latency for _, latency in rows], dtype=np.float64)
-    answered = statuses < 500
-    follow_rate, samples = _follow_rate(
-        pool=pool, start=start - follow_window, end=end - follow_window, window=follow_window
+    return (
+        len(rows),
+        round(float((statuses < 500).mean()), 5),
+        round(float(np.percentile(latencies, 99)), 3),
+        round(float(latencies.mean()), 3),
     )
-    return Measurement(
-        requests=len(rows),
-        success_rate=round(float(answered.mean()), 5),
-        p99_ms=round(float(np.percentile(latencies, 99)), 3),
-        mean_ms=round(float(latencies.mean()), 3),
-        follow_rate=follow_rate,
-        follow_samples=samples,
+
+
+def _prometheus_figures(
+    *, pool: str, start: datetime, end: datetime
+) -> tuple[int, float | None, float | None, float | None]:
+    """The same figures from the labelled /recommend metrics, through Prometheus' HTTP API."""
+    window = f"{max(int((end - start).total_seconds()), 1)}s"
+    selector = f'pool="{pool}"'
+    total = _prometheus_scalar(f"sum(increase(recsite_recommend_requests_total{{{selector}}}[{window}]))", end)
+    if not total:
+        return 0, None, None, None
+    failed = _prometheus_scalar(
+        f'sum(increase(recsite_recommend_requests_total{{{selector},status=~"5.."}}[{window}]))', end
     )
+    buckets = f"sum by (le) (rate(recsite_recommend_latency_seconds_bucket{{{selector}}}[{window}]))"
+    p99 = _prometheus_scalar(f"histogram_quantile(0.99, {buckets})", end)
+    mean = _prometheus_scalar(
+        f"sum(rate(recsite_recommend_latency_seconds_sum{{{selector}}}[{window}]))"
+        f" / sum(rate(recsite_recommend_latency_seconds_count{{{selector}}}[{window}]))",
+        end,
+    )
+    return (
+        round(total),
+        round(1 - (failed or 0.0) / total, 5),
+        round(p99 * 1000, 3) if p99 is not None else None,
+        round(mean * 1000, 3) if mean is not None else None,
+    )
+
+
+def _prometheus_scalar(query: str, at: datetime) -> float | None:
+    url = f"{settings.PROMETHEUS_URL.rstrip('/')}/api/v1/query?" + urlencode({"query": query, "time": at.timestamp()})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            payload = json.load(response)
+    except (OSError, ValueError) as error:
+        raise ReleaseError(f"Prometheus at {settings.PROMETHEUS_URL} did not answer: {error}") from error
+    results = payload.get("data", {}).get("result", [])
+    if payload.get("status") != "success" or not results:
+        return None
+    value = float(results[0]["value"][1])
+    return value if math.isfinite(value) else None
 
 
 def _follow_rate(*, pool: str, start: datetime, end: datetime, window: timedelta) -> tuple[float | None, int]:

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from recommender.models import ModelVersion
+from releases.analysis import Thresholds
 from releases.models import Release
 from releases.services import (
     ReleaseError,
@@ -28,6 +29,13 @@ class Command(BaseCommand):
         parser.add_argument("--steps", default="20", help="with start: canary weights, e.g. 10,25,50")
         parser.add_argument("--interval", type=int, default=300, help="with start: seconds per check window")
         parser.add_argument("--min-step", type=int, default=1800, help="with start: minimum seconds per step")
+        parser.add_argument(
+            "--threshold",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="with start: an analysis setting, e.g. min_requests=100 or failure_limit=2 (repeatable)",
+        )
         parser.add_argument("--reason", default="", help="why (recorded with the decision)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,6 +48,7 @@ class Command(BaseCommand):
                     steps=steps,
                     interval_seconds=options["interval"],
                     min_step_seconds=options["min_step"],
+                    thresholds=self._thresholds(options["threshold"]),
                     actor=actor,
                 )
             elif options["action"] == "status":
@@ -75,6 +84,19 @@ class Command(BaseCommand):
             return [int(part) for part in text.split(",")]
         except ValueError:
             raise CommandError(f"--steps must be comma-separated whole percentages, not {text!r}") from None
+
+    def _thresholds(self, pairs: list[str]) -> dict[str, float]:
+        known = Thresholds.__dataclass_fields__
+        thresholds: dict[str, float] = {}
+        for pair in pairs:
+            name, _, raw = pair.partition("=")
+            if name not in known:
+                raise CommandError(f"unknown threshold {name!r}: use one of {', '.join(known)}")
+            try:
+                thresholds[name] = int(raw) if known[name].type == "int" else float(raw)
+            except ValueError:
+                raise CommandError(f"threshold {name}={raw!r} is not a number") from None
+        return thresholds
 
     def _status(self, release: Release) -> str:
         last = release.analysis_runs.first()
