@@ -1,5 +1,5 @@
 """gunicorn settings for recsite's web workers (``gunicorn recsite.wsgi``; this file is read
-from the working directory). Environment: ``PORT``, ``WEB_CONCURRENCY``, ``VAR_DIR``."""
+from the working directory). Environment: ``WEB_HOST``, ``PORT``, ``WEB_CONCURRENCY``, ``ACCESS_LOG``, ``VAR_DIR``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8082')}"
+bind = f"{os.environ.get('WEB_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8082')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 timeout = 30

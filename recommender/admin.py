@@ -174,7 +174,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         }
         return TemplateResponse(request, "admin/recommender/modelversion/served_at.html", context)
 
-    @admin.action(description="Start a canary release (one candidate, 20%)", permissions=["release"])
+    @admin.action(description="Start a canary release (one candidate, 20%%)", permissions=["release"])
     def start_release(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         from releases.services import ReleaseError, release_start
 

@@ -129,35 +129,38 @@ def release_evaluate(*, release: Release, now: datetime | None = None) -> Analys
 
 def release_promote(*, release: Release, actor: str = "", reason: str = "") -> Release:
     """Make the candidate stable (the old stable is retired, its history kept)."""
-    _require(release, Release.State.CANARY, Release.State.PAUSED, Release.State.PENDING, action="promote")
-    with transaction.atomic():
-        model_version_set_status(
-            version=release.candidate,
-            status=ModelVersion.Status.STABLE,
-            reason=f"canary promoted: {reason}",
-            actor=actor,
-        )
-        _finish(release, state=Release.State.PROMOTED, weight=100, actor=actor, reason=reason)
-    notification_send(
-        subject=f"v{release.candidate.version} promoted to stable", body=f"by {actor or 'someone'}: {reason}"
+    return _conclude(
+        release,
+        state=Release.State.PROMOTED,
+        model_status=ModelVersion.Status.STABLE,
+        subject=f"v{release.candidate.version} promoted to stable",
+        actor=actor,
+        reason=reason,
     )
-    return release
 
 
 def release_abort(*, release: Release, actor: str = "", reason: str = "") -> Release:
     """Send all traffic back to stable and mark the candidate rejected."""
-    _require(release, Release.State.CANARY, Release.State.PAUSED, Release.State.PENDING, action="abort")
+    return _conclude(
+        release,
+        state=Release.State.ABORTED,
+        model_status=ModelVersion.Status.REJECTED,
+        subject=f"canary of v{release.candidate.version} aborted",
+        actor=actor,
+        reason=reason,
+    )
+
+
+def _conclude(release: Release, *, state: str, model_status: str, subject: str, actor: str, reason: str) -> Release:
+    verb = "promote" if state == Release.State.PROMOTED else "abort"
+    _require(release, Release.State.CANARY, Release.State.PAUSED, Release.State.PENDING, action=verb)
     with transaction.atomic():
         model_version_set_status(
-            version=release.candidate,
-            status=ModelVersion.Status.REJECTED,
-            reason=f"canary aborted: {reason}",
-            actor=actor,
+            version=release.candidate, status=model_status, reason=f"canary {state}: {reason}", actor=actor
         )
-        _finish(release, state=Release.State.ABORTED, weight=0, actor=actor, reason=reason)
-    notification_send(
-        subject=f"canary of v{release.candidate.version} aborted", body=f"by {actor or 'someone'}: {reason}"
-    )
+        weight = 100 if state == Release.State.PROMOTED else 0
+        _finish(release, state=state, weight=weight, actor=actor, reason=reason)
+    notification_send(subject=subject, body=f"by {actor or 'someone'}: {reason}")
     return release
 
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs, starts and stops the real services recsite runs against in development and CI:
-# MariaDB (Debian package, project-local data directory) and Apache Kafka 4.x in KRaft mode
-# (jars from Maven Central through services/kafka/pom.xml). Everything lives under .services/
+# MariaDB (Debian package, project-local data directory), Apache Kafka 4.x in KRaft mode (jars
+# from Maven Central through services/kafka/pom.xml), and NGINX and Prometheus (Debian packages). Everything lives under .services/
 # in the checkout, so nothing here touches a system-wide instance.
 #
-#   scripts/services.sh install|start|stop|status [mariadb|kafka ...]
+#   scripts/services.sh install|start|stop|status [mariadb|kafka|nginx|prometheus ...]
 #
 # Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306},
 # Kafka 127.0.0.1:19092 (see services/kafka/server.properties).
@@ -132,16 +132,28 @@ kafka_stop() {
 
 kafka_status() { kafka_ping && echo "kafka: up (127.0.0.1:19092)" || echo "kafka: down"; }
 
+# --- NGINX and Prometheus ------------------------------------------------------------------
+# Only their Debian binaries are needed here: the release integration tests start private
+# instances on free loopback ports, with configurations of their own.
+nginx_install() { apt_install nginx; }
+nginx_start() { nginx_install; }
+nginx_stop() { :; }
+nginx_status() { command -v nginx >/dev/null && echo "nginx: installed ($(nginx -v 2>&1))" || echo "nginx: missing"; }
+prometheus_install() { apt_install prometheus; }
+prometheus_start() { prometheus_install; }
+prometheus_stop() { :; }
+prometheus_status() { command -v prometheus >/dev/null && echo "prometheus: installed" || echo "prometheus: missing"; }
+
 # --- main ----------------------------------------------------------------------------------
 action=${1:-status}; shift || true
-services=("$@"); [ ${#services[@]} -eq 0 ] && services=(mariadb kafka)
+services=("$@"); [ ${#services[@]} -eq 0 ] && services=(mariadb kafka nginx prometheus)
 case "$action" in
   install|start|stop|status) ;;
   *) echo "usage: $0 install|start|stop|status [mariadb|kafka ...]" >&2; exit 2 ;;
 esac
 for service in "${services[@]}"; do
   case "$service" in
-    mariadb|kafka) "${service}_${action}" ;;
-    *) echo "unknown service: $service (mariadb, kafka)" >&2; exit 2 ;;
+    mariadb|kafka|nginx|prometheus) "${service}_${action}" ;;
+    *) echo "unknown service: $service (mariadb, kafka, nginx, prometheus)" >&2; exit 2 ;;
   esac
 done

@@ -15,10 +15,12 @@ def test_setup_schedules_is_idempotent(db, settings):
     call_command("setup_schedules")
     call_command("setup_schedules")
 
-    schedule = Schedule.objects.get()
-    assert schedule.func == "recommender.tasks.model_retrain"
-    assert schedule.minutes == 60
-    assert schedule.repeats == -1
+    assert sorted(Schedule.objects.values_list("name", "func")) == [
+        ("check canary", "releases.tasks.release_evaluate_active"),
+        ("retrain models", "recommender.tasks.model_retrain"),
+    ]
+    retrain = Schedule.objects.get(name="retrain models")
+    assert (retrain.minutes, retrain.repeats) == (60, -1)
 
 
 def test_setup_schedules_applies_a_changed_interval(db, settings):
@@ -27,7 +29,7 @@ def test_setup_schedules_applies_a_changed_interval(db, settings):
 
     call_command("setup_schedules")
 
-    assert Schedule.objects.get().minutes == 15
+    assert Schedule.objects.get(name="retrain models").minutes == 15
 
 
 def test_django_q_runs_the_scheduled_retraining(watched_world):
@@ -40,5 +42,6 @@ def test_django_q_runs_the_scheduled_retraining(watched_world):
     version = ModelVersion.objects.get()
     assert version.status == ModelVersion.Status.STABLE
     assert version.status_changes.first().actor == "schedule"
-    assert Success.objects.get().result == 1
-    assert Schedule.objects.get().next_run > timezone.now()
+    assert Success.objects.get(func="recommender.tasks.model_retrain").result == 1
+    assert Success.objects.get(func="releases.tasks.release_evaluate_active").result == "no release running"
+    assert Schedule.objects.get(name="retrain models").next_run > timezone.now()
