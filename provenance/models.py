@@ -31,9 +31,9 @@ class DataSnapshot(models.Model):
     movie_count = models.PositiveIntegerField()
     path = models.CharField(max_length=500, help_text="directory, relative to DATA_DIR")
     content_hash = models.CharField(max_length=64, unique=True, help_text="sha256 over the snapshot's files")
-    dvc_md5 = models.CharField(max_length=64, blank=True, help_text="DVC's hash of the directory")
-    dvc_file = models.CharField(max_length=500, blank=True)
-    dvc_remote = models.CharField(max_length=500, blank=True)
+    dvc_md5 = models.CharField("DVC md5", max_length=64, blank=True, help_text="DVC's hash of the directory")
+    dvc_file = models.CharField("DVC file", max_length=500, blank=True)
+    dvc_remote = models.CharField("DVC remote", max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -62,7 +62,6 @@ class Recommendation(models.Model):
     class Pool(models.TextChoices):
         STABLE = "stable"
         CANARY = "canary"
-        NONE = "none", "no model (cold start)"
 
     request_id = models.CharField(max_length=64, unique=True)
     viewer_id = models.PositiveIntegerField(help_text="the platform's user id as requested")

@@ -129,6 +129,7 @@ class Watch(models.Model):
     last_seen_at = models.DateTimeField()
 
     class Meta:
+        verbose_name_plural = "watches"
         constraints = [models.UniqueConstraint(fields=["viewer", "movie"], name="watch_viewer_movie_unique")]
         indexes = [models.Index(fields=["movie", "last_seen_at"], name="watch_movie_time")]
 
@@ -181,8 +182,8 @@ class ModelVersion(models.Model):
     artifact_path = models.CharField(max_length=500, blank=True, help_text="relative to MODEL_DIR")
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     artifact_bytes = models.PositiveBigIntegerField(null=True, blank=True)
-    dvc_md5 = models.CharField(max_length=64, blank=True)
-    dvc_file = models.CharField(max_length=500, blank=True)
+    dvc_md5 = models.CharField("DVC md5", max_length=64, blank=True)
+    dvc_file = models.CharField("DVC file", max_length=500, blank=True)
     code_revision = models.CharField(max_length=64, blank=True, help_text="git commit of the training code")
     error = models.TextField(blank=True)
 
