@@ -3,11 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
 
 from provenance.models import DataSnapshot, Recommendation
-from recsite.admin import RangeFilter, ReadOnlyAdmin
+from recommender.models import ModelVersion
+from recsite.admin import RangeFilter, ReadOnlyAdmin, admin_link
 
 
 @admin.register(DataSnapshot)
@@ -71,16 +70,14 @@ class RecommendationAdmin(ReadOnlyAdmin):
     def version_link(self, row: Recommendation) -> str:
         if row.model_version is None:
             return "-"
-        url = reverse("admin:recommender_modelversion_change", args=[row.model_version_id])
-        return format_html('<a href="{}">v{}</a>', url, row.model_version.version)
+        return admin_link(ModelVersion, row.model_version_id, f"v{row.model_version.version}")
 
     @admin.display(description="data")
     def snapshot_link(self, row: Recommendation) -> str:
         if row.model_version is None or row.model_version.snapshot is None:
             return "-"
         snapshot = row.model_version.snapshot
-        url = reverse("admin:provenance_datasnapshot_change", args=[snapshot.pk])
-        return format_html('<a href="{}">{}</a>', url, snapshot.content_hash[:12])
+        return admin_link(DataSnapshot, snapshot.pk, snapshot.content_hash[:12])
 
     @admin.display(description="items")
     def first_items(self, row: Recommendation) -> str:

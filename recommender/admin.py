@@ -7,16 +7,13 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 
+from provenance.models import DataSnapshot
 from recommender.models import ModelStatusChange, ModelVersion, Movie, Rating, Viewer, Watch
 from recommender.selectors import model_version_stable_at
-from recsite.admin import ReadOnlyAdmin
-
-
-def _link(model: str, pk: object, label: object) -> str:
-    return format_html('<a href="{}">{}</a>', reverse(f"admin:recommender_{model}_change", args=[pk]), label)
+from recsite.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link
 
 
 @admin.register(Movie)
@@ -70,11 +67,11 @@ class ViewerMovieAdmin(ReadOnlyAdmin):
 
     @admin.display(ordering="viewer_id", description="viewer")
     def viewer_link(self, row: Rating | Watch) -> str:
-        return _link("viewer", row.viewer_id, row.viewer_id)
+        return admin_link(Viewer, row.viewer_id, row.viewer_id)
 
     @admin.display(ordering="movie__slug", description="movie")
     def movie_link(self, row: Rating | Watch) -> str:
-        return _link("movie", row.movie_id, row.movie.slug)
+        return admin_link(Movie, row.movie_id, row.movie.slug)
 
 
 @admin.register(Rating)
@@ -110,15 +107,9 @@ class ServingFilter(admin.SimpleListFilter):
         return queryset.filter(status__in=groups[self.value()]) if self.value() in groups else queryset
 
 
-class StatusChangeInline(admin.TabularInline):
+class StatusChangeInline(ReadOnlyInline):
     model = ModelStatusChange
-    extra = 0
-    can_delete = False
     fields = ["at", "from_status", "to_status", "reason", "actor"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class ServedAtForm(forms.Form):
@@ -208,8 +199,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def snapshot_link(self, version: ModelVersion) -> str:
         if version.snapshot is None:
             return "-"
-        url = reverse("admin:provenance_datasnapshot_change", args=[version.snapshot_id])
-        return format_html('<a href="{}">{}</a>', url, version.snapshot.content_hash[:12])
+        return admin_link(DataSnapshot, version.snapshot_id, version.snapshot.content_hash[:12])
 
     @admin.display(description="code")
     def revision(self, version: ModelVersion) -> str:

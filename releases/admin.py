@@ -5,35 +5,21 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
 
-from recsite.admin import ReadOnlyAdmin
+from recommender.models import ModelVersion
+from recsite.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from releases.models import AnalysisRun, Release, ReleaseEvent
-from releases.services import ReleaseError, release_abort, release_pause, release_promote, release_resume
-
-ACTIONS = {"promote": release_promote, "abort": release_abort, "pause": release_pause, "resume": release_resume}
+from releases.services import RELEASE_DECISIONS, ReleaseError
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ReadOnlyInline):
     model = ReleaseEvent
-    extra = 0
-    can_delete = False
     fields = ["at", "from_state", "to_state", "weight", "actor", "reason"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
-class AnalysisInline(admin.TabularInline):
+class AnalysisInline(ReadOnlyInline):
     model = AnalysisRun
-    extra = 0
-    can_delete = False
     fields = ["at", "weight", "source", "verdict", "action", "reasons", "canary", "stable"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Release)
@@ -65,14 +51,14 @@ class ReleaseAdmin(ReadOnlyAdmin):
 
     def act(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
         """Promote, abort, pause or resume from the release's page (POST, with permission)."""
-        if request.method != "POST" or action not in ACTIONS:
+        if request.method != "POST" or action not in RELEASE_DECISIONS:
             raise PermissionDenied
         if not request.user.has_perm("releases.change_release"):
             raise PermissionDenied
         release = get_object_or_404(Release, pk=pk)
         reason = request.POST.get("reason", "").strip()[:2000]
         try:
-            ACTIONS[action](
+            RELEASE_DECISIONS[action](
                 release=release, actor=request.user.get_username(), reason=reason or f"{action} from the console"
             )
         except ReleaseError as error:
@@ -84,15 +70,13 @@ class ReleaseAdmin(ReadOnlyAdmin):
 
     @admin.display(ordering="candidate__version", description="candidate")
     def candidate_link(self, release: Release) -> str:
-        url = reverse("admin:recommender_modelversion_change", args=[release.candidate_id])
-        return format_html('<a href="{}">v{}</a>', url, release.candidate.version)
+        return admin_link(ModelVersion, release.candidate_id, f"v{release.candidate.version}")
 
     @admin.display(ordering="stable__version", description="stable")
     def stable_link(self, release: Release) -> str:
         if release.stable is None:
             return "-"
-        url = reverse("admin:recommender_modelversion_change", args=[release.stable_id])
-        return format_html('<a href="{}">v{}</a>', url, release.stable.version)
+        return admin_link(ModelVersion, release.stable_id, f"v{release.stable.version}")
 
 
 @admin.register(AnalysisRun)

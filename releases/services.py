@@ -180,6 +180,15 @@ def release_resume(*, release: Release, actor: str = "", reason: str = "") -> Re
     return release
 
 
+# The decisions a person can take on a running release (command and console).
+RELEASE_DECISIONS = {
+    "promote": release_promote,
+    "abort": release_abort,
+    "pause": release_pause,
+    "resume": release_resume,
+}
+
+
 def release_active() -> Release | None:
     return Release.objects.filter(state__in=Release.ACTIVE_STATES).select_related("candidate", "stable").first()
 

@@ -9,15 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from recommender.models import ModelVersion
 from releases.analysis import Thresholds
 from releases.models import Release
-from releases.services import (
-    ReleaseError,
-    release_abort,
-    release_active,
-    release_pause,
-    release_promote,
-    release_resume,
-    release_start,
-)
+from releases.services import RELEASE_DECISIONS, ReleaseError, release_active, release_start
 
 
 class Command(BaseCommand):
@@ -60,13 +52,7 @@ class Command(BaseCommand):
                 release = release_active()
                 if release is None:
                     raise CommandError(f"no release is running to {options['action']}")
-                verb = {
-                    "promote": release_promote,
-                    "abort": release_abort,
-                    "pause": release_pause,
-                    "resume": release_resume,
-                }
-                verb[options["action"]](release=release, actor=actor, reason=options["reason"])
+                RELEASE_DECISIONS[options["action"]](release=release, actor=actor, reason=options["reason"])
         except ReleaseError as error:
             raise CommandError(str(error)) from None
         release.refresh_from_db()
