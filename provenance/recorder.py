@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 from collections import deque
 from itertools import islice
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections
 from prometheus_client import Counter, Gauge
 
 from provenance.models import Recommendation
+from recsite.background import ProcessThread
+from recsite.db import connection_drop_if_broken
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ class RecommendationRecorder:
         self._pending: deque[Recommendation] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._writer = ProcessThread(self._run, "provenance-recorder")
         self._stopping = False
 
     def record(self, row: Recommendation) -> None:
@@ -52,7 +52,7 @@ class RecommendationRecorder:
                 DROPPED.inc()
             self._pending.append(row)
             PENDING.set(len(self._pending))
-        self._ensure_thread()
+        self._writer.ensure()
         if len(self._pending) >= self.batch_size:
             self._wake.set()
 
@@ -72,8 +72,7 @@ class RecommendationRecorder:
             except DatabaseError as error:
                 WRITE_FAILURES.inc()
                 logger.warning("could not write %d recommendation rows (kept for retry): %s", len(batch), error)
-                if not connection.in_atomic_block:
-                    connection.close()  # a lost connection reconnects on the next attempt
+                connection_drop_if_broken()
                 return False
             with self._lock:
                 # Rows queued meanwhile sit behind the batch; a drop may have taken its head.
@@ -83,26 +82,11 @@ class RecommendationRecorder:
                 PENDING.set(len(self._pending))
             WRITTEN.inc(len(batch))
 
-    def _ensure_thread(self) -> None:
-        # gunicorn forks workers after import: each process starts its own writer thread.
-        if not settings.SERVING_THREADS:
-            return
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="provenance-recorder", daemon=True)
-            self._thread.start()
-
     def stop(self) -> None:
         """Stop the writer thread after one last flush."""
         self._stopping = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self._thread = None
+        self._writer.join(timeout=30)
         self._stopping = False
 
     def _run(self) -> None:

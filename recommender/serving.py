@@ -14,7 +14,6 @@ history gets the cold-start list for their demographics.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import zlib
@@ -28,6 +27,7 @@ from prometheus_client import Counter, Gauge
 from recommender.artifacts import Artifact, ArtifactError, artifact_load
 from recommender.learning import age_bucket
 from recommender.models import ModelVersion, Movie, Rating, Viewer, Watch
+from recsite.background import ProcessThread
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +195,10 @@ class Router:
     def __init__(self) -> None:
         self.stores = {pool: ModelStore(pool) for pool in ("stable", "canary")}
         self.canary_weight = 0
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._watcher = ProcessThread(self._watch, "model-watcher")
 
     def route(self, viewer_id: int | None) -> tuple[str, ServingModel | None]:
-        self._ensure_watcher()
+        self._watcher.ensure()
         if settings.RELEASE_MODE == "nginx":
             store = self.stores[settings.SERVING_POOL]
             return store.pool, store.current or store.refresh()
@@ -227,16 +226,6 @@ class Router:
         for store in self.stores.values():
             store.current = None
         self.canary_weight = 0
-
-    def _ensure_watcher(self) -> None:
-        # Threads do not survive gunicorn's fork: each worker starts its own.
-        if not settings.SERVING_THREADS:
-            return
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-            return
-        self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
-        self._thread.start()
 
     def _watch(self) -> None:
         while True:

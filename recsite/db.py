@@ -22,3 +22,11 @@ def bulk_upsert(
     model.objects.bulk_create(
         rows, update_conflicts=True, unique_fields=target, update_fields=update_fields, batch_size=batch_size
     )
+
+
+def connection_drop_if_broken() -> None:
+    """After a database error: close a connection the server dropped, so the next attempt opens
+    a new one; keep a healthy one (a lock timeout, a duplicate key), and with it any transaction
+    the caller is in."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from recommender.models import Movie, Rating, Viewer, Watch
-from recsite.db import bulk_upsert
+from recsite.db import bulk_upsert, connection_drop_if_broken
 from recsite.logcontext import log_context, new_id
 from stream import metrics
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
@@ -306,20 +306,13 @@ def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, catalog: 
             logger.warning(
                 "batch write failed (attempt %d of %d), retrying in %.1fs: %s", attempt, retries + 1, delay, error
             )
-            _drop_broken_connection()
+            connection_drop_if_broken()
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
             continue
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
     raise AssertionError("unreachable")
-
-
-def _drop_broken_connection() -> None:
-    # A lost connection must be closed so the next attempt opens a new one; a healthy one
-    # (a lock timeout, a conflicting insert) is kept.
-    if connection.connection is not None and not connection.is_usable():
-        connection.close()
 
 
 def _add_to_run(run: IngestRun, result: BatchResult) -> None:
@@ -341,4 +334,4 @@ def _save_run(run: IngestRun) -> None:
     except OperationalError:
         # The run record is bookkeeping; losing one update must not fail the ingestion.
         logger.exception("could not save the ingest run record")
-        _drop_broken_connection()
+        connection_drop_if_broken()
