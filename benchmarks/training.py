@@ -31,6 +31,7 @@ from surprise import SVD  # noqa: E402
 from surprise.model_selection import cross_validate  # noqa: E402
 
 from recommender import movielens  # noqa: E402
+from recommender.artifacts import rating_arrays  # noqa: E402
 from recommender.learning import (  # noqa: E402
     RANK_CUTOFFS,
     SVD_DEFAULTS,
@@ -60,24 +61,17 @@ def _cv_rmse(ratings: list[tuple], params: dict, folds: int) -> float:
 
 
 def _svd_as_ranker(models: TrainedModels) -> dict[str, float]:
-    """Rank every unseen movie by SVD's predicted rating (what a rating-only system serves)."""
-    svd, trainset, index = models.rating, models.trainset, models.index
-    scores = np.full((len(index.viewers), len(index.movies)), float(trainset.global_mean), dtype=np.float32)
-    for row, viewer in enumerate(index.viewers):
-        if trainset.knows_user(inner := _inner(trainset.to_inner_uid, viewer)):
-            scores[row] += svd.bu[inner]
-            for column, movie in enumerate(index.movies):
-                if trainset.knows_item(item := _inner(trainset.to_inner_iid, movie)):
-                    scores[row, column] += svd.bi[item] + svd.pu[inner] @ svd.qi[item]
+    """Rank every unseen movie by SVD's predicted rating (what a rating-only system serves), with
+    the same baselines and factors the artifact stores for serving."""
+    arrays = rating_arrays(models)
+    scores = (
+        float(arrays["rating_mu"])
+        + arrays["rating_bu"][:, None]
+        + arrays["rating_bi"][None, :]
+        + arrays["rating_pu"] @ arrays["rating_qi"].T
+    )
     top = top_n(scores, models.seen, max(RANK_CUTOFFS))
     return ranking_metrics(top, models.relevant)
-
-
-def _inner(convert, raw) -> int:  # noqa: ANN001
-    try:
-        return int(convert(raw))
-    except ValueError:
-        return -1
 
 
 def _row(name: str, metrics: dict, seconds: float) -> str:

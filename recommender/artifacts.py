@@ -23,6 +23,7 @@ import json
 import math
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def artifact_build(
     indptr = np.concatenate([[0], np.cumsum(seen.sum(axis=1))]).astype(np.int64)
     indices = np.nonzero(seen)[1].astype(np.int32)
     popular, cold_keys, cold_lists = _cold_start(models, demographics)
-    rating = _rating_arrays(models)
+    rating = rating_arrays(models)
     return {
         "meta": np.array(json.dumps({**meta, "viewers": len(index.viewers), "movies": len(index.movies)})),
         "movies": np.array(index.movies, dtype=str),
@@ -113,7 +114,7 @@ def _cold_start(
     return ranked(slice(None)), keys, lists
 
 
-def _rating_arrays(models: TrainedModels) -> dict[str, np.ndarray]:
+def rating_arrays(models: TrainedModels) -> dict[str, np.ndarray]:
     index, trainset, rating = models.index, models.trainset, models.rating
     factor_model = rating.svd if isinstance(rating, Blend) else rating
     bu = np.zeros(len(index.viewers), dtype=np.float32)
@@ -126,12 +127,12 @@ def _rating_arrays(models: TrainedModels) -> dict[str, np.ndarray]:
     user_bias = getattr(rating, "bu", None)
     item_bias = getattr(rating, "bi", None)
     for row, viewer in enumerate(index.viewers):
-        if trainset.knows_user(inner := _inner_user(trainset, viewer)):
+        if trainset.knows_user(inner := _inner(trainset.to_inner_uid, viewer)):
             bu[row] = user_bias[inner] if user_bias is not None else 0.0
             if k:
                 pu[row] = pu_source[inner]
     for column, movie in enumerate(index.movies):
-        if trainset.knows_item(inner := _inner_item(trainset, movie)):
+        if trainset.knows_item(inner := _inner(trainset.to_inner_iid, movie)):
             bi[column] = item_bias[inner] if item_bias is not None else 0.0
             if k:
                 qi[column] = qi_source[inner]
@@ -144,16 +145,10 @@ def _rating_arrays(models: TrainedModels) -> dict[str, np.ndarray]:
     }
 
 
-def _inner_user(trainset: Any, raw: int) -> int:
+def _inner(convert: Callable[[Any], Any], raw: object) -> int:
+    """scikit-surprise's inner id for a raw one, or -1 when the trainset does not know it."""
     try:
-        return int(trainset.to_inner_uid(raw))
-    except ValueError:
-        return -1
-
-
-def _inner_item(trainset: Any, raw: str) -> int:
-    try:
-        return int(trainset.to_inner_iid(raw))
+        return int(convert(raw))
     except ValueError:
         return -1
 
