@@ -37,9 +37,12 @@ services:
 services-stop:
 	@scripts/services.sh stop
 
+# ruff for style, import-linter for the layers (no app imports one above it), mypy for types.
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy .
 
 test-sqlite: venv
 	$(PY) -m pytest -n 2 --dist loadfile

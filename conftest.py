@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cache
 
 import pytest
 from django.conf import settings
 
-from recommender.models import ModelVersion, Movie, Viewer
+from recommender.models import ModelVersion
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,23 +30,6 @@ def files(settings, tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def viewer(db) -> Viewer:
-    return Viewer.objects.create(id=17, age=29, gender="F", occupation="college/grad student")
-
-
-@pytest.fixture
-def movie(db) -> Movie:
-    return Movie.objects.create(
-        slug="the+shawshank+redemption+1994", title="The Shawshank Redemption", year=1994, genres=["Drama"]
-    )
-
-
-@pytest.fixture
-def moment() -> datetime:
-    return datetime(2023, 10, 1, 12, 0, tzinfo=UTC)
-
-
 @cache
 def _small_world() -> tuple[object, list[bytes]]:
     from simulator.world import World
@@ -59,7 +41,7 @@ def _small_world() -> tuple[object, list[bytes]]:
 @pytest.fixture
 def watched_world(db, tmp_path):
     """A small simulated world imported and its stream ingested: enough to train on."""
-    from recommender.services import movielens_import
+    from catalog.services import movielens_import
     from stream.services import stream_consume
     from stream.sources import IterableSource
 

@@ -30,7 +30,7 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     # Load the model before the worker takes its first request.
-    from recommender.serving import router
+    from serving.router import router
 
     router.refresh()
 

@@ -91,7 +91,7 @@ def main() -> None:
             kafka_baseline = _report("read from Kafka (no parse, no write)", read, time.perf_counter() - started)
             source = KafkaSource(bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic, group=f"ingest-{topic}")
             with connection.cursor() as cursor:
-                for table in ("recommender_rating", "recommender_watch", "stream_observedrecommendation"):
+                for table in ("catalog_rating", "catalog_watch", "stream_observedrecommendation"):
                     cursor.execute(f"DELETE FROM {table}")
             run = stream_consume(source=source, max_events=len(lines))
             _report(f"Kafka -> {vendor}", run.lines, run.duration_seconds or 1e-9, baseline)

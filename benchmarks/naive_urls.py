@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from surprise import SVD
 
-from recommender.learning import surprise_trainset
+from recommender.learning.rating import surprise_trainset
 from recsite.urls import urlpatterns as recsite_urlpatterns
 
 

@@ -200,7 +200,7 @@ def main() -> None:
     import sqlite3
 
     database = sqlite3.connect(scratch / "bench.sqlite3")
-    known = [row[0] for row in database.execute("SELECT DISTINCT viewer_id FROM recommender_watch")]
+    known = [row[0] for row in database.execute("SELECT DISTINCT viewer_id FROM catalog_watch")]
     database.close()
     rng = random.Random(1)
     # Mostly known viewers, some the model has never seen (cold start), as on the platform.

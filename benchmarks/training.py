@@ -30,18 +30,13 @@ import numpy as np  # noqa: E402
 from surprise import SVD  # noqa: E402
 from surprise.model_selection import cross_validate  # noqa: E402
 
-from recommender import movielens  # noqa: E402
+from catalog import movielens  # noqa: E402
 from recommender.artifacts import rating_arrays  # noqa: E402
-from recommender.learning import (  # noqa: E402
-    RANK_CUTOFFS,
-    SVD_DEFAULTS,
-    Interaction,
-    TrainedModels,
-    ranking_metrics,
-    surprise_dataset,
-    top_n,
-    train_and_evaluate,
-)
+from recommender.learning.evaluation import RANK_CUTOFFS, ranking_metrics  # noqa: E402
+from recommender.learning.pipeline import TrainedModels, train_and_evaluate  # noqa: E402
+from recommender.learning.ranking import top_n  # noqa: E402
+from recommender.learning.rating import SVD_DEFAULTS, surprise_dataset  # noqa: E402
+from recommender.learning.splitting import Interaction  # noqa: E402
 
 
 def _load(path: Path) -> tuple[list[Interaction], dict[int, tuple[int | None, str, str]], list[str], list[tuple]]:

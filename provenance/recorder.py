@@ -21,9 +21,9 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from prometheus_client import Counter, Gauge
 
+from core.background import ProcessThread
+from core.db import connection_drop_if_broken
 from provenance.models import Recommendation
-from recsite.background import ProcessThread
-from recsite.db import connection_drop_if_broken
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,33 @@ PENDING = Gauge("recsite_provenance_pending", "Rows waiting to be written", mult
 
 
 class RecommendationRecorder:
-    def __init__(self, *, max_pending: int, batch_size: int, interval: float) -> None:
-        self.max_pending = max_pending
-        self.batch_size = batch_size
-        self.interval = interval
+    """The queue and its writer thread. Limits not given here are read from settings when used
+    (``PROVENANCE_MAX_PENDING``, ``PROVENANCE_BATCH_SIZE``, ``PROVENANCE_FLUSH_SECONDS``), so a
+    test's ``settings`` override reaches the process-wide recorder too."""
+
+    def __init__(
+        self, *, max_pending: int | None = None, batch_size: int | None = None, interval: float | None = None
+    ) -> None:
+        self._max_pending = max_pending
+        self._batch_size = batch_size
+        self._interval = interval
         self._pending: deque[Recommendation] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._writer = ProcessThread(self._run, "provenance-recorder")
         self._stopping = False
+
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending if self._max_pending is not None else int(settings.PROVENANCE_MAX_PENDING)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size if self._batch_size is not None else int(settings.PROVENANCE_BATCH_SIZE)
+
+    @property
+    def interval(self) -> float:
+        return self._interval if self._interval is not None else float(settings.PROVENANCE_FLUSH_SECONDS)
 
     def record(self, row: Recommendation) -> None:
         """Queue one row; never blocks on the database."""
@@ -59,6 +77,15 @@ class RecommendationRecorder:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def clear(self) -> int:
+        """Forget every queued row without writing it; returns how many. For a test that starts
+        from an empty queue: in a worker, rows are only ever written or counted as dropped."""
+        with self._lock:
+            count = len(self._pending)
+            self._pending.clear()
+            PENDING.set(0)
+        return count
 
     def flush(self) -> bool:
         """Write everything queued, in this thread; True when the queue is empty afterwards."""
@@ -102,9 +129,5 @@ class RecommendationRecorder:
                 delay = min(delay * 2, 30.0)
 
 
-recorder = RecommendationRecorder(
-    max_pending=settings.PROVENANCE_MAX_PENDING,
-    batch_size=settings.PROVENANCE_BATCH_SIZE,
-    interval=settings.PROVENANCE_FLUSH_SECONDS,
-)
+recorder = RecommendationRecorder()
 atexit.register(recorder.flush)

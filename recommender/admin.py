@@ -3,88 +3,16 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
-from provenance.models import DataSnapshot
-from recommender.models import ModelStatusChange, ModelVersion, Movie, Rating, Viewer, Watch
+from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
+from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.selectors import model_version_stable_at
-from recsite.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link
-
-
-@admin.register(Movie)
-class MovieAdmin(admin.ModelAdmin):
-    list_display = ["slug", "title", "year", "genre_list", "rating_count", "watch_count"]
-    search_fields = ["slug", "title"]
-    list_filter = ["year"]
-    readonly_fields = ["created_at"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Movie]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(rating_count=Count("ratings", distinct=True), watch_count=Count("watches", distinct=True))
-        )
-
-    @admin.display(description="genres")
-    def genre_list(self, movie: Movie) -> str:
-        return ", ".join(movie.genres)
-
-    @admin.display(ordering="rating_count", description="ratings")
-    def rating_count(self, movie: Movie) -> int:
-        return movie.rating_count  # type: ignore[attr-defined]
-
-    @admin.display(ordering="watch_count", description="watched by")
-    def watch_count(self, movie: Movie) -> int:
-        return movie.watch_count  # type: ignore[attr-defined]
-
-
-@admin.register(Viewer)
-class ViewerAdmin(admin.ModelAdmin):
-    list_display = ["id", "age", "gender", "occupation", "rating_count", "created_at"]
-    list_filter = ["gender", "occupation"]
-    search_fields = ["id"]
-    readonly_fields = ["created_at"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Viewer]:
-        return super().get_queryset(request).annotate(rating_count=Count("ratings"))
-
-    @admin.display(ordering="rating_count", description="ratings")
-    def rating_count(self, viewer: Viewer) -> int:
-        return viewer.rating_count  # type: ignore[attr-defined]
-
-
-class ViewerMovieAdmin(ReadOnlyAdmin):
-    """Rows about one viewer and one movie (ratings, watches), linked to both."""
-
-    list_select_related = ["movie"]
-    search_fields = ["=viewer__id", "movie__slug"]
-    show_full_result_count = False
-
-    @admin.display(ordering="viewer_id", description="viewer")
-    def viewer_link(self, row: Rating | Watch) -> str:
-        return admin_link(Viewer, row.viewer_id, row.viewer_id)
-
-    @admin.display(ordering="movie__slug", description="movie")
-    def movie_link(self, row: Rating | Watch) -> str:
-        return admin_link(Movie, row.movie_id, row.movie.slug)
-
-
-@admin.register(Rating)
-class RatingAdmin(ViewerMovieAdmin):
-    list_display = ["rated_at", "viewer_link", "movie_link", "score", "source"]
-    list_filter = ["score", "source"]
-    date_hierarchy = "rated_at"
-
-
-@admin.register(Watch)
-class WatchAdmin(ViewerMovieAdmin):
-    list_display = ["last_seen_at", "viewer_link", "movie_link", "minutes_watched", "max_minute", "first_seen_at"]
-    exclude = ["minutes_bitmap"]
 
 
 class ServingFilter(admin.SimpleListFilter):
@@ -136,7 +64,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     ]
     list_filter = [ServingFilter, "status", "ranker", "rating_algorithm"]
     list_select_related = ["snapshot"]
-    actions = ["start_release"]
     inlines = [StatusChangeInline]
     exclude = ["metrics", "group_metrics", "gate", "params"]
     readonly_fields = ["pretty_gate", "pretty_metrics", "group_table", "pretty_params"]
@@ -164,23 +91,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/recommender/modelversion/served_at.html", context)
-
-    @admin.action(description="Start a canary release (one candidate, 20%%)", permissions=["release"])
-    def start_release(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        from releases.services import ReleaseError, release_start
-
-        if queryset.count() != 1:
-            self.message_user(request, "choose exactly one candidate version", level=messages.ERROR)
-            return
-        try:
-            release = release_start(candidate=queryset.get(), actor=request.user.get_username())
-        except ReleaseError as error:
-            self.message_user(request, str(error), level=messages.ERROR)
-            return
-        self.message_user(request, f"{release} started")
-
-    def has_release_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("releases.add_release")
 
     @admin.display(ordering="metrics__rmse", description="RMSE")
     def rmse_column(self, version: ModelVersion) -> str:
@@ -240,3 +150,32 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
 def _pre(value: object) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+@admin.register(DataSnapshot)
+class DataSnapshotAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "short_hash",
+        "status",
+        "rating_rows",
+        "interaction_rows",
+        "viewer_count",
+        "movie_count",
+        "window_end",
+        "model_count",
+        "dvc_md5",
+    ]
+    list_filter = ["status"]
+    search_fields = ["content_hash", "dvc_md5"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DataSnapshot]:
+        return super().get_queryset(request).annotate(model_count=Count("model_versions"))
+
+    @admin.display(ordering="content_hash", description="content hash")
+    def short_hash(self, snapshot: DataSnapshot) -> str:
+        return snapshot.content_hash[:16]
+
+    @admin.display(ordering="model_count", description="models trained")
+    def model_count(self, snapshot: DataSnapshot) -> int:
+        return snapshot.model_count  # type: ignore[attr-defined]

@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from recommender.learning import Blend, TrainedModels, age_bucket
+from catalog.demographics import age_bucket
+from recommender.learning.pipeline import TrainedModels
+from recommender.learning.rating import Blend
 
 COLD_LIST_LENGTH = 50
 COLD_MIN_VIEWERS = 20

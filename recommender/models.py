@@ -1,160 +1,69 @@
-"""What the recommender learns from: movies, viewers, their ratings and what they watched."""
+"""The model registry: data snapshots, model versions with their lineage, and their status.
+
+A version's status says where it is in its life (training, candidate, canary, stable, retired);
+the stable version and the canary with its weight are what serving reads to know what to serve.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 
-from stream.parsing import SLUG_MAX_LENGTH
 
-# Articles MovieLens moves to the end of a title ("Shawshank Redemption, The (1994)").
-_TRAILING_ARTICLE = re.compile(r"^(?P<title>.+), (?P<article>The|A|An|Les|La|Le|L'|Il|Das|Der|Die|El|Los|Las)$")
-_NOT_SLUG = re.compile(r"[^a-z0-9 _-]")
-_SLUG_YEAR = re.compile(r"^(?P<title>.*?)\+(?P<year>(18[89]\d|19\d\d|20\d\d|21\d\d))$")
+class DataSnapshot(models.Model):
+    """An immutable export of the training data at a moment, versioned with DVC.
 
-
-class Movie(models.Model):
-    """A title in the platform's catalogue, identified by the platform's slug."""
-
-    slug = models.CharField(max_length=SLUG_MAX_LENGTH, unique=True, help_text="the platform's movie id")
-    title = models.CharField(max_length=300)
-    year = models.PositiveSmallIntegerField(null=True, blank=True)
-    genres = models.JSONField(default=list, blank=True)
-    runtime_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
-    source_id = models.PositiveIntegerField(
-        null=True, blank=True, db_index=True, help_text="id in the dataset it was imported from (MovieLens)"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["slug"]
-
-    def __str__(self) -> str:
-        return self.slug
-
-    @staticmethod
-    def slug_for(title: str, year: int | None) -> str:
-        """The platform's slug: lower case, punctuation dropped, each space a ``+``, then the year.
-
-        Dropping punctuation but keeping every space is what produces the platform's doubled
-        ``+`` ("Mr. & Mrs. Smith" becomes ``mr++mrs+smith+2005``).
-        """
-        match = _TRAILING_ARTICLE.match(title.strip())
-        if match:
-            title = f"{match['article']} {match['title']}"
-        words = _NOT_SLUG.sub("", title.strip().lower()).strip()
-        slug = words.replace(" ", "+")
-        if year is not None:
-            slug = f"{slug}+{year}" if slug else str(year)
-        return slug[:SLUG_MAX_LENGTH]
-
-    @staticmethod
-    def title_year_from_slug(slug: str) -> tuple[str, int | None]:
-        """Best-effort title and year for a movie first seen in the stream."""
-        match = _SLUG_YEAR.match(slug)
-        title, year = (match["title"], int(match["year"])) if match else (slug, None)
-        words = [word for word in re.split(r"\++", title) if word]
-        return (" ".join(words).title() or slug), year
-
-
-class Viewer(models.Model):
-    """A user of the streaming platform (not a Django login). Demographics may arrive later."""
-
-    class Gender(models.TextChoices):
-        FEMALE = "F", "female"
-        MALE = "M", "male"
-        OTHER = "X", "other"
-
-    id = models.PositiveIntegerField(primary_key=True, help_text="the platform's user id")
-    age = models.PositiveSmallIntegerField(null=True, blank=True)
-    gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
-    occupation = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        return f"viewer {self.id}"
-
-    @property
-    def is_profiled(self) -> bool:
-        return self.age is not None or bool(self.gender) or bool(self.occupation)
-
-
-class Rating(models.Model):
-    """One rating event. A viewer's latest rating of a movie is the current one; the history is
-    kept because feedback-loop analysis looks at how ratings move."""
-
-    class Source(models.TextChoices):
-        STREAM = "stream"
-        MOVIELENS = "movielens"
-
-    viewer = models.ForeignKey(Viewer, on_delete=models.CASCADE, related_name="ratings")
-    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="ratings")
-    score = models.PositiveSmallIntegerField()
-    rated_at = models.DateTimeField()
-    source = models.CharField(max_length=16, choices=Source.choices, default=Source.STREAM)
-
-    class Meta:
-        constraints = [
-            # The natural key of a rating event: ingesting the same line twice inserts nothing.
-            models.UniqueConstraint(fields=["viewer", "movie", "rated_at"], name="rating_event_unique"),
-            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="rating_score_1_to_5"),
-        ]
-        indexes = [models.Index(fields=["movie", "rated_at"], name="rating_movie_time")]
-
-    def __str__(self) -> str:
-        return f"{self.viewer_id} rated {self.movie_id} {self.score}"
-
-
-class Watch(models.Model):
-    """What one viewer watched of one movie, folded from the platform's one-line-per-minute log.
-
-    The set of minutes seen is kept as a bitmap, so merging the same minute twice (a replayed
-    batch, a duplicate line) changes nothing: ingestion stays idempotent without storing lines.
+    The files are written once under ``DATA_DIR/snapshots/<content hash>/`` and never changed;
+    two exports of the same data have the same content hash and are the same snapshot.
     """
 
-    viewer = models.ForeignKey(Viewer, on_delete=models.CASCADE, related_name="watches")
-    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="watches")
-    minutes_bitmap = models.BinaryField(default=b"", editable=False)
-    minutes_watched = models.PositiveIntegerField(default=0)
-    max_minute = models.PositiveIntegerField(default=0, help_text="the furthest minute reached")
-    first_seen_at = models.DateTimeField()
-    last_seen_at = models.DateTimeField()
+    class Status(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed", "failed quality check"
+
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    failure_reasons = models.JSONField(default=list, blank=True)
+    quality = models.JSONField(default=dict, blank=True, help_text="the data-quality check's figures")
+    window_start = models.DateTimeField(null=True, blank=True, help_text="earliest event in the data")
+    window_end = models.DateTimeField(null=True, blank=True, help_text="latest event in the data")
+    rating_rows = models.PositiveIntegerField(help_text="current ratings (latest per viewer and movie)")
+    interaction_rows = models.PositiveIntegerField(help_text="viewer-movie pairs with a rating or a watch")
+    viewer_count = models.PositiveIntegerField()
+    movie_count = models.PositiveIntegerField()
+    path = models.CharField(max_length=500, help_text="directory, relative to DATA_DIR")
+    content_hash = models.CharField(max_length=64, unique=True, help_text="sha256 over the snapshot's files")
+    dvc_md5 = models.CharField("DVC md5", max_length=64, blank=True, help_text="DVC's hash of the directory")
+    dvc_file = models.CharField("DVC file", max_length=500, blank=True)
+    dvc_remote = models.CharField("DVC remote", max_length=500, blank=True)
 
     class Meta:
-        verbose_name_plural = "watches"
-        constraints = [models.UniqueConstraint(fields=["viewer", "movie"], name="watch_viewer_movie_unique")]
-        indexes = [models.Index(fields=["movie", "last_seen_at"], name="watch_movie_time")]
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
 
     def __str__(self) -> str:
-        return f"{self.viewer_id} watched {self.minutes_watched} min of {self.movie_id}"
+        return f"snapshot {self.content_hash[:12]} ({self.rating_rows:,} ratings)"
 
-    def merge(self, *, minutes: Iterable[int], first_seen_at: datetime, last_seen_at: datetime) -> None:
-        bitmap = int.from_bytes(bytes(self.minutes_bitmap or b""), "little")
-        for minute in minutes:
-            bitmap |= 1 << minute
-        self.minutes_bitmap = bitmap.to_bytes((bitmap.bit_length() + 7) // 8, "little")
-        self.minutes_watched = bitmap.bit_count()
-        self.max_minute = max(bitmap.bit_length() - 1, 0)
-        self.first_seen_at = min(self.first_seen_at, first_seen_at) if self.first_seen_at else first_seen_at
-        self.last_seen_at = max(self.last_seen_at, last_seen_at) if self.last_seen_at else last_seen_at
+    @property
+    def directory(self) -> Path:
+        return Path(settings.DATA_DIR) / self.path
 
-    def has_watched(self, minute: int) -> bool:
-        return bool(int.from_bytes(bytes(self.minutes_bitmap or b""), "little") >> minute & 1)
+    @property
+    def is_usable(self) -> bool:
+        return self.status == self.Status.OK
 
 
 class ModelVersion(models.Model):
     """A trained model registered with its full lineage: data, code, parameters, metrics, gate.
 
-    One versioned artifact may bundle a ranker (the top-20 list viewers see) and a rating model
-    (RMSE, and the order of ties); the registry and the gate treat it as one thing.
+    One versioned artifact bundles a ranker (it orders the list viewers see) and a rating model
+    (measured by RMSE, and kept for the gate and the fairness figures); the registry and the gate
+    treat them as one thing.
+
+    The registry is also where serving learns what to serve: the ``stable`` version, and the
+    ``canary`` version with ``canary_weight``, the share of traffic the release process gives it.
     """
 
     class Status(models.TextChoices):
@@ -172,7 +81,7 @@ class ModelVersion(models.Model):
     ranker = models.CharField(max_length=32, help_text="model that ranks the served list")
     params = models.JSONField(default=dict, help_text="hyper-parameters of both models, and the split")
     snapshot = models.ForeignKey(
-        "provenance.DataSnapshot", on_delete=models.PROTECT, related_name="model_versions", null=True, blank=True
+        DataSnapshot, on_delete=models.PROTECT, related_name="model_versions", null=True, blank=True
     )
     training_started_at = models.DateTimeField()
     training_finished_at = models.DateTimeField(null=True, blank=True)
@@ -186,6 +95,9 @@ class ModelVersion(models.Model):
     dvc_file = models.CharField("DVC file", max_length=500, blank=True)
     code_revision = models.CharField(max_length=64, blank=True, help_text="git commit of the training code")
     error = models.TextField(blank=True)
+    canary_weight = models.PositiveSmallIntegerField(
+        default=0, help_text="percent of traffic while this version is the canary (set by the release process)"
+    )
 
     class Meta:
         ordering = ["-version"]
@@ -205,6 +117,14 @@ class ModelVersion(models.Model):
     @property
     def ndcg_at_10(self) -> float | None:
         return self.metrics.get("ndcg@10")
+
+    @property
+    def gate_passed(self) -> bool:
+        return bool(self.gate.get("passed"))
+
+    @property
+    def gate_reasons(self) -> list[str]:
+        return [str(reason) for reason in self.gate.get("reasons", [])]
 
     @property
     def training_seconds(self) -> float | None:

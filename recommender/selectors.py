@@ -26,3 +26,17 @@ def model_version_stable_at(at: datetime) -> ModelVersion | None:
         model_version=change.model_version, from_status=ModelVersion.Status.STABLE, at__gt=change.at, at__lte=at
     ).exists()
     return None if left else change.model_version
+
+
+def model_version_canary_weight() -> int:
+    """The canary's share of traffic now, in percent (0 when no version is in canary).
+
+    The release process writes it; serving (embedded mode) and the NGINX upstreams read it.
+    """
+    weight = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.CANARY)
+        .order_by("-version")
+        .values_list("canary_weight", flat=True)
+        .first()
+    )
+    return weight or 0

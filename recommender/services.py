@@ -1,12 +1,12 @@
-"""Writes to the recommender's data: importing MovieLens datasets; training, gating and
-registering model versions."""
+"""Training, gating and registering model versions.
+
+``model_train`` runs the steps its docstring lists, each a function below; the gate and the
+status changes are services of their own because the release process uses them too.
+"""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -15,119 +15,14 @@ from django.db.models import Max
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from provenance.dvc import DvcError, dvc_track
-from provenance.models import DataSnapshot
-from provenance.services import SnapshotError, snapshot_create, snapshot_load
-from recommender import movielens
+from core.notifications import notification_send
+from core.revision import code_revision
 from recommender.artifacts import ArtifactError, artifact_build, artifact_write
-from recommender.learning import SVD_DEFAULTS, Interaction, train_and_evaluate
-from recommender.models import ModelStatusChange, ModelVersion, Movie, Rating, Viewer
-from recsite.db import bulk_upsert
-from recsite.notifications import notification_send
-
-_RATINGS_BATCH = 5000
-
-
-@dataclass
-class MovieLensImport:
-    layout: str
-    movies: int = 0
-    viewers: int = 0
-    ratings: int = 0
-    ratings_new: int = 0
-
-    def summary(self) -> str:
-        return (
-            f"imported MovieLens ({self.layout}): {self.movies:,} movies, {self.viewers:,} viewers, "
-            f"{self.ratings:,} ratings read, {self.ratings_new:,} new"
-        )
-
-
-def movielens_import(*, path: Path, progress: Callable[[int], None] | None = None) -> MovieLensImport:
-    """Import a MovieLens directory (ml-100k or ml-1m layout); idempotent.
-
-    Movies keep their MovieLens id as ``source_id`` and get the platform's slug; viewers keep
-    their MovieLens id. Ratings are optional (the simulator writes only movies and viewers).
-    ``progress`` is called with the number of rating lines read since the last call.
-    """
-    layout = movielens.detect(path)
-    result = MovieLensImport(layout=layout.name)
-    with transaction.atomic():
-        movie_ids = _import_movies(path, layout)
-        result.movies = len(set(movie_ids.values()))
-        viewers = [
-            Viewer(id=v.id, age=v.age, gender=v.gender, occupation=v.occupation)
-            for v in movielens.read_viewers(path, layout)
-        ]
-        bulk_upsert(Viewer, viewers, unique_fields=["id"], update_fields=["age", "gender", "occupation"])
-        result.viewers = len(viewers)
-    for batch in _rating_batches(path, layout, movie_ids):
-        before = Rating.objects.count()
-        with transaction.atomic():
-            Viewer.objects.bulk_create(
-                [Viewer(id=viewer_id) for viewer_id in {r.viewer_id for r in batch}], ignore_conflicts=True
-            )
-            Rating.objects.bulk_create(batch, ignore_conflicts=True, batch_size=2000)
-        result.ratings += len(batch)
-        result.ratings_new += Rating.objects.count() - before
-        if progress:
-            progress(len(batch))
-    return result
-
-
-def _import_movies(directory: Path, layout: movielens.Layout) -> dict[int, int]:
-    """Create or update the movies; returns MovieLens id -> our movie id."""
-    runtimes = movielens.read_runtimes(directory)
-    movies: dict[str, Movie] = {}
-    slug_of_source: dict[int, str] = {}
-    for row in movielens.read_movies(directory, layout):
-        # MovieLens lists a few titles twice under two ids; both ids map to one movie.
-        movies.setdefault(
-            row.slug,
-            Movie(
-                slug=row.slug,
-                title=row.title[:300],
-                year=row.year,
-                genres=row.genres,
-                source_id=row.source_id,
-                runtime_minutes=runtimes.get(row.slug),
-            ),
-        )
-        slug_of_source[row.source_id] = row.slug
-    bulk_upsert(
-        Movie,
-        list(movies.values()),
-        unique_fields=["slug"],
-        update_fields=["title", "year", "genres", "source_id", "runtime_minutes"],
-    )
-    ids = dict(Movie.objects.filter(slug__in=movies.keys()).values_list("slug", "id"))
-    return {source_id: ids[slug] for source_id, slug in slug_of_source.items()}
-
-
-def _rating_batches(directory: Path, layout: movielens.Layout, movie_ids: dict[int, int]) -> Iterator[list[Rating]]:
-    batch: list[Rating] = []
-    for row in movielens.read_ratings(directory, layout):
-        if row.movie_source_id not in movie_ids:
-            raise movielens.MovieLensFormatError(
-                directory / layout.ratings, row.line, f"movie id {row.movie_source_id} is not in the movie file"
-            )
-        batch.append(
-            Rating(
-                viewer_id=row.viewer_id,
-                movie_id=movie_ids[row.movie_source_id],
-                score=row.score,
-                rated_at=datetime.fromtimestamp(row.timestamp, tz=UTC),
-                source=Rating.Source.MOVIELENS,
-            )
-        )
-        if len(batch) >= _RATINGS_BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-# --- Training, the gate and the registry ---------------------------------------------------
+from recommender.dvc import DvcError, dvc_track
+from recommender.learning.pipeline import TrainedModels, train_and_evaluate
+from recommender.learning.splitting import Interaction
+from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
+from recommender.snapshots import SnapshotData, SnapshotError, snapshot_create, snapshot_load
 
 
 class TrainingError(Exception):
@@ -146,10 +41,10 @@ def model_train(
 ) -> ModelVersion:
     """Snapshot (or take ``snapshot``), train, evaluate, gate and register one model version.
 
-    1. Take a data snapshot; one that failed its quality check stops here (nothing trains on it).
-    2. Register version N as ``training``, with the code revision and parameters.
-    3. Train the rating model and the ranker on the snapshot's training split; measure them.
-    4. Write the artifact, hash it, track it with DVC.
+    1. Snapshot: take one; one that failed its quality check stops here (nothing trains on it).
+    2. Register version N as ``training``, with the code revision.
+    3. Fit and evaluate the rating model and the ranker on the snapshot's training split.
+    4. Store the artifact: write it, hash it, track it with DVC.
     5. Gate it: ``candidate`` or ``rejected``; the first version of an empty registry becomes
        ``stable`` directly (later ones are for the release process).
     6. Notify people of the outcome: passed with figures, rejected with reasons, failed with the error.
@@ -158,54 +53,79 @@ def model_train(
     ranker = ranker or settings.TRAIN_RANKER
     seed = settings.TRAIN_SEED if seed is None else seed
     progress("snapshot")
-    if snapshot is None:
-        snapshot = snapshot_create()
+    snapshot = _usable_snapshot(snapshot)
+    version = model_version_register(rating_algorithm=rating_algorithm, ranker=ranker, snapshot=snapshot, actor=actor)
+    try:
+        data = snapshot_load(snapshot)
+        models = _fit(version, data=data, tune=tune, seed=seed, progress=progress)
+        progress("artifact")
+        _artifact_store(version, models=models, data=data)
+    except Exception as error:
+        _fail(version, error=error, actor=actor)
+        if isinstance(error, TrainingError | ArtifactError | DvcError | SnapshotError):
+            raise TrainingError(f"v{version.version}: {error}") from error
+        raise
+    _record_figures(version, models=models, tune=tune, seed=seed)
+    version.gate = model_gate(candidate=version)
+    version.save()
+    _after_gate(version, actor=actor)
+    return version
+
+
+def _usable_snapshot(snapshot: DataSnapshot | None) -> DataSnapshot:
+    snapshot = snapshot_create() if snapshot is None else snapshot
     if not snapshot.is_usable:
         message = f"{snapshot} failed its quality check: {'; '.join(snapshot.failure_reasons)}"
         notification_send(subject="training skipped: data failed its quality check", body=message)
         raise TrainingError(message)
+    return snapshot
 
-    version = _register(rating_algorithm=rating_algorithm, ranker=ranker, snapshot=snapshot, actor=actor)
-    try:
-        data = snapshot_load(snapshot)
-        interactions = [
-            Interaction(viewer=viewer, movie=movie, score=score)
-            for viewer, movie, minutes, _, score in data.interactions
-            if score is not None or minutes >= settings.WATCH_MIN_MINUTES
-        ]
-        if not interactions:
-            raise TrainingError(f"{snapshot} has no interactions to learn from")
-        models = train_and_evaluate(
-            interactions=interactions,
-            demographics=data.viewers,
-            catalogue=sorted(data.movies),
-            rating_algorithm=rating_algorithm,
-            ranker=ranker,
-            seed=seed,
-            tune=tune,
-            progress=progress,
-        )
-        progress("artifact")
-        meta = {"version": version.version, "ranker": ranker, "rating_algorithm": rating_algorithm}
-        arrays = artifact_build(models, demographics=data.viewers, meta=meta)
-        path = Path(settings.MODEL_DIR) / f"v{version.version:04d}-{snapshot.content_hash[:12]}.npz"
-        version.artifact_sha256, version.artifact_bytes = artifact_write(path, arrays)
-        version.artifact_path = path.name
-        record = dvc_track(path=path, repo=Path(settings.MODEL_DIR))
-        version.dvc_md5, version.dvc_file = record.md5, record.dvc_file
-    except Exception as error:
-        version.status = ModelVersion.Status.FAILED
-        version.error = f"{type(error).__name__}: {error}"
-        version.training_finished_at = timezone.now()
-        version.save()
-        _status_change(version, from_status=ModelVersion.Status.TRAINING, reason=version.error, actor=actor)
-        notification_send(subject=f"training of v{version.version} failed", body=version.error)
-        if isinstance(error, TrainingError | ArtifactError | DvcError | SnapshotError):
-            raise TrainingError(f"v{version.version}: {error}") from error
-        raise
 
+def _fit(
+    version: ModelVersion, *, data: SnapshotData, tune: bool, seed: int, progress: Callable[[str], None]
+) -> TrainedModels:
+    interactions = [
+        Interaction(viewer=viewer, movie=movie, score=score)
+        for viewer, movie, minutes, _, score in data.interactions
+        if score is not None or minutes >= settings.WATCH_MIN_MINUTES
+    ]
+    if not interactions:
+        raise TrainingError(f"{version.snapshot} has no interactions to learn from")
+    return train_and_evaluate(
+        interactions=interactions,
+        demographics=data.viewers,
+        catalogue=sorted(data.movies),
+        rating_algorithm=version.rating_algorithm,
+        ranker=version.ranker,
+        seed=seed,
+        tune=tune,
+        progress=progress,
+    )
+
+
+def _artifact_store(version: ModelVersion, *, models: TrainedModels, data: SnapshotData) -> None:
+    meta = {"version": version.version, "ranker": version.ranker, "rating_algorithm": version.rating_algorithm}
+    arrays = artifact_build(models, demographics=data.viewers, meta=meta)
+    content_hash = version.snapshot.content_hash if version.snapshot else "nosnapshot"
+    path = Path(settings.MODEL_DIR) / f"v{version.version:04d}-{content_hash[:12]}.npz"
+    version.artifact_sha256, version.artifact_bytes = artifact_write(path, arrays)
+    version.artifact_path = path.name
+    record = dvc_track(path=path, repo=Path(settings.MODEL_DIR))
+    version.dvc_md5, version.dvc_file = record.md5, record.dvc_file
+
+
+def _fail(version: ModelVersion, *, error: BaseException, actor: str) -> None:
+    version.status = ModelVersion.Status.FAILED
+    version.error = f"{type(error).__name__}: {error}"
+    version.training_finished_at = timezone.now()
+    version.save()
+    _status_change(version, from_status=ModelVersion.Status.TRAINING, reason=version.error, actor=actor)
+    notification_send(subject=f"training of v{version.version} failed", body=version.error)
+
+
+def _record_figures(version: ModelVersion, *, models: TrainedModels, tune: bool, seed: int) -> None:
     version.params = {
-        "rating": models.rating_params or dict(SVD_DEFAULTS if rating_algorithm in ("svd", "blend") else {}),
+        "rating": models.rating_params,
         "ranker": models.ranker_params,
         "seed": seed,
         "tuned": tune,
@@ -215,13 +135,10 @@ def model_train(
     version.group_metrics = models.group_metrics
     version.training_finished_at = timezone.now()
     version.metrics["training_seconds"] = round(version.training_seconds or 0.0, 3)
-    version.gate = model_gate(candidate=version)
-    version.save()
-    _after_gate(version, actor=actor)
-    return version
 
 
-def _register(*, rating_algorithm: str, ranker: str, snapshot: DataSnapshot, actor: str) -> ModelVersion:
+def model_version_register(*, rating_algorithm: str, ranker: str, snapshot: DataSnapshot, actor: str) -> ModelVersion:
+    """Register the next version number as ``training``; two trainings never share a number."""
     for _ in range(5):
         number = (ModelVersion.objects.aggregate(highest=Max("version"))["highest"] or 0) + 1
         try:
@@ -285,8 +202,8 @@ def model_gate(*, candidate: ModelVersion) -> dict[str, object]:
 
 
 def _after_gate(version: ModelVersion, *, actor: str) -> None:
-    if not version.gate["passed"]:
-        reasons = "; ".join(version.gate["reasons"])  # type: ignore[arg-type]
+    if not version.gate_passed:
+        reasons = "; ".join(version.gate_reasons)
         model_version_set_status(version=version, status=ModelVersion.Status.REJECTED, reason=reasons, actor=actor)
         notification_send(
             subject=f"v{version.version} rejected by the gate", body=f"{reasons}\n\n{model_version_figures(version)}"
@@ -306,7 +223,7 @@ def _after_gate(version: ModelVersion, *, actor: str) -> None:
         subject=f"v{version.version} passed the gate ({version.status})", body=model_version_figures(version)
     )
     if version.status == ModelVersion.Status.CANDIDATE and settings.RELEASE_AUTO_START:
-        # By name: the releases app builds on this one, not the other way round.
+        # By name: the releases app sits above this one and reacts to it through a task.
         transaction.on_commit(lambda: async_task("releases.tasks.release_start_candidate", version.pk))
 
 
@@ -328,6 +245,17 @@ def model_version_set_status(*, version: ModelVersion, status: str, reason: str 
         version.save(update_fields=["status"])
         _status_change(version, from_status=old, reason=reason, actor=actor)
     return version
+
+
+def model_version_set_canary_weight(*, version: ModelVersion, weight: int) -> None:
+    """Give the canary version ``weight`` percent of the traffic (0 takes it all back).
+
+    The release process decides the weight; serving and the NGINX upstreams read it from here.
+    """
+    if not 0 <= weight <= 100:
+        raise ValueError(f"a canary weight is a percentage, not {weight}")
+    ModelVersion.objects.filter(pk=version.pk).update(canary_weight=weight)
+    version.canary_weight = weight
 
 
 def _status_change(version: ModelVersion, *, from_status: str, reason: str, actor: str) -> None:
@@ -356,25 +284,3 @@ def model_version_figures(version: ModelVersion) -> str:
         f"artifact {version.artifact_bytes} bytes",
     ]
     return "\n".join(lines)
-
-
-def code_revision() -> str:
-    """The git commit of the running code (``+dirty`` when it has uncommitted changes), or
-    ``CODE_REVISION`` where there is no git checkout (a container image)."""
-    if settings.CODE_REVISION:
-        return settings.CODE_REVISION
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=settings.BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return f"{commit}+dirty" if dirty else commit

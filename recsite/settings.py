@@ -11,16 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from recsite.env import (
-    env_bool,
-    env_choice,
-    env_float,
-    env_int,
-    env_list,
-    env_path,
-    env_str,
-    env_url,
-)
+from core.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -49,18 +40,22 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
-    "recsite",
-    "recommender",
-    "stream",
+    # recsite's apps, bottom layer first (the import contract in pyproject.toml holds the order).
+    "core",
+    "catalog",
     "simulator",
+    "stream",
+    "recommender",
     "provenance",
+    "serving",
     "releases",
     "fairness",
+    "recsite",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "recsite.logcontext.RequestIdMiddleware",
+    "core.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -78,7 +73,7 @@ WSGI_APPLICATION = "recsite.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "recsite" / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -166,10 +161,9 @@ SNAPSHOT_MIN_RATINGS = env_int("SNAPSHOT_MIN_RATINGS", 500, minimum=1)
 SNAPSHOT_MAX_NEW_VIEWER_SHARE = env_float("SNAPSHOT_MAX_NEW_VIEWER_SHARE", 0.5, minimum=0.0, maximum=1.0)
 # A watch shorter than this is browsing, not a signal of interest.
 WATCH_MIN_MINUTES = env_int("WATCH_MIN_MINUTES", 5, minimum=0)
-TRAIN_RATING_ALGORITHM = env_choice(
-    "TRAIN_RATING_ALGORITHM", "svd", ("svd", "svdpp", "knnbaseline", "baseline", "blend")
-)
-TRAIN_RANKER = env_choice("TRAIN_RANKER", "ease", ("ease", "itemknn", "popularity"))
+# Names from the learning registries; the recommender app checks them at start (apps.py).
+TRAIN_RATING_ALGORITHM = env_str("TRAIN_RATING_ALGORITHM", "svd").lower()
+TRAIN_RANKER = env_str("TRAIN_RANKER", "ease").lower()
 TRAIN_SEED = env_int("TRAIN_SEED", 42)
 # The git commit of the code, for images built without a .git directory.
 CODE_REVISION = env_str("CODE_REVISION", "")
@@ -242,7 +236,7 @@ LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "recsite.logcontext.ContextFilter"}},
+    "filters": {"context": {"()": "core.logcontext.ContextFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(context)s] %(message)s"},
         "json": {

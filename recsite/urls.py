@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from recommender.api import RecommendView, healthz, readyz
+from serving.api import RecommendView, healthz, readyz
 
 admin.site.site_header = "recsite operations"
 admin.site.site_title = "recsite"

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
+from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
+from recommender.admin import ModelVersionAdmin
 from recommender.models import ModelVersion
-from recsite.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from releases.models import AnalysisRun, Release, ReleaseEvent
-from releases.services import RELEASE_DECISIONS, ReleaseError
+from releases.services import RELEASE_DECISIONS, ReleaseError, release_start
 
 
 class EventInline(ReadOnlyInline):
@@ -84,3 +86,28 @@ class AnalysisRunAdmin(ReadOnlyAdmin):
     list_display = ["at", "release", "weight", "source", "verdict", "action"]
     list_filter = ["verdict", "action", "source"]
     list_select_related = ["release__candidate"]
+
+
+# The registry's page gains the release action here: releases sit above the registry, so the
+# registry's admin cannot know them. Django's admin replaces a registration the same way.
+admin.site.unregister(ModelVersion)
+
+
+@admin.register(ModelVersion)
+class ReleasableModelVersionAdmin(ModelVersionAdmin):
+    actions = ["start_release"]
+
+    @admin.action(description="Start a canary release (one candidate, 20%%)", permissions=["release"])
+    def start_release(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "choose exactly one candidate version", level=messages.ERROR)
+            return
+        try:
+            release = release_start(candidate=queryset.get(), actor=request.user.get_username())
+        except ReleaseError as error:
+            self.message_user(request, str(error), level=messages.ERROR)
+            return
+        self.message_user(request, f"{release} started")
+
+    def has_release_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("releases.add_release")

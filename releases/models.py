@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.db import models
 
-from releases.analysis import Thresholds
+from releases.analysis import Thresholds, Verdict
 
 
 def default_steps() -> list[int]:
-    return [20]
+    return list(Release.DEFAULT_STEPS)
 
 
 def default_thresholds() -> dict[str, object]:
@@ -26,6 +26,10 @@ class Release(models.Model):
         ABORTED = "aborted"
 
     ACTIVE_STATES = (State.PENDING, State.CANARY, State.PAUSED)
+    # What a release does unless told otherwise (the command, the console action, auto-start).
+    DEFAULT_STEPS = (20,)
+    DEFAULT_INTERVAL_SECONDS = 300
+    DEFAULT_MIN_STEP_SECONDS = 1800
 
     candidate = models.ForeignKey("recommender.ModelVersion", on_delete=models.PROTECT, related_name="releases")
     stable = models.ForeignKey(
@@ -36,8 +40,12 @@ class Release(models.Model):
     step_index = models.PositiveSmallIntegerField(default=0)
     weight = models.PositiveSmallIntegerField(default=0, help_text="the canary's share of traffic now, in percent")
     thresholds = models.JSONField(default=default_thresholds, help_text="the analysis settings")
-    interval_seconds = models.PositiveIntegerField(default=300, help_text="length of each check's window")
-    min_step_seconds = models.PositiveIntegerField(default=1800, help_text="minimum time on a step before advancing")
+    interval_seconds = models.PositiveIntegerField(
+        default=DEFAULT_INTERVAL_SECONDS, help_text="length of each check's window"
+    )
+    min_step_seconds = models.PositiveIntegerField(
+        default=DEFAULT_MIN_STEP_SECONDS, help_text="minimum time on a step before advancing"
+    )
     failed_checks = models.PositiveSmallIntegerField(default=0)
     decided_by = models.CharField(max_length=150, blank=True, help_text="who or what decided the outcome")
     reason = models.TextField(blank=True)
@@ -86,11 +94,6 @@ class ReleaseEvent(models.Model):
 class AnalysisRun(models.Model):
     """One check of a canary: the measurements of both pools, the verdict and its reasons."""
 
-    class Verdict(models.TextChoices):
-        PASS = "pass"
-        FAIL = "fail"
-        INCONCLUSIVE = "inconclusive"
-
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="analysis_runs")
     at = models.DateTimeField()
     step_index = models.PositiveSmallIntegerField()
@@ -100,7 +103,7 @@ class AnalysisRun(models.Model):
     source = models.CharField(max_length=16, help_text="prometheus or provenance")
     stable = models.JSONField(null=True, blank=True)
     canary = models.JSONField()
-    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    verdict = models.CharField(max_length=16, choices=[(verdict.value, verdict.value) for verdict in Verdict])
     reasons = models.JSONField(default=list, blank=True)
     action = models.CharField(max_length=16)
 

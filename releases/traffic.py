@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from releases.selectors import release_canary_weight
+from recommender.selectors import model_version_canary_weight
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def traffic_apply() -> int | None:
     """Render the running release's weight for NGINX and reload it; None in embedded mode."""
     if settings.RELEASE_MODE != "nginx" or not settings.NGINX_UPSTREAMS_PATH:
         return None
-    weight = release_canary_weight()
+    weight = model_version_canary_weight()
     path = Path(settings.NGINX_UPSTREAMS_PATH)
     text = upstreams_render(canary_weight=weight)
     temporary = path.with_suffix(".tmp")

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs, starts and stops the real services recsite runs against in development and CI:
 # MariaDB (Debian package, project-local data directory), Apache Kafka 4.x in KRaft mode (jars
-# from Maven Central through services/kafka/pom.xml), and NGINX and Prometheus (Debian packages). Everything lives under .services/
+# from Maven Central through infra/kafka/pom.xml), and NGINX and Prometheus (Debian packages). Everything lives under .services/
 # in the checkout, so nothing here touches a system-wide instance.
 #
 #   scripts/services.sh install|start|stop|status [mariadb|kafka|nginx|prometheus ...]
 #
 # Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306},
-# Kafka 127.0.0.1:19092 (see services/kafka/server.properties).
+# Kafka 127.0.0.1:19092 (see infra/kafka/server.properties).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,7 +15,7 @@ STATE="$ROOT/.services"
 MARIADB_PORT=${MARIADB_PORT:-13306}
 MARIADB_DIR="$STATE/mariadb"
 KAFKA_DIR="$STATE/kafka"
-KAFKA_LIB="$ROOT/services/kafka/lib"
+KAFKA_LIB="$ROOT/infra/kafka/lib"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -59,7 +59,7 @@ mariadb_start() {
   mariadb_install
   if mariadb_ping >/dev/null 2>&1; then log "MariaDB already running on $MARIADB_PORT"; return 0; fi
   log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
-  nohup mariadbd --defaults-file="$ROOT/services/mariadb/my.cnf" --datadir="$MARIADB_DIR/data" \
+  nohup mariadbd --defaults-file="$ROOT/infra/mariadb/my.cnf" --datadir="$MARIADB_DIR/data" \
     --socket="$MARIADB_DIR/mysqld.sock" --port="$MARIADB_PORT" --pid-file="$MARIADB_DIR/mysqld.pid" \
     --log-error="$MARIADB_DIR/error.log" --user="$(id -un)" >/dev/null 2>&1 &
   wait_for 60 MariaDB mariadb_ping || { tail -n 20 "$MARIADB_DIR/error.log" >&2; return 1; }
@@ -90,14 +90,14 @@ kafka_install() {
     command -v mvn >/dev/null || apt_install maven
     log "resolving Apache Kafka from Maven Central"
     rm -rf "$KAFKA_LIB"
-    mvn -q -B -f "$ROOT/services/kafka/pom.xml" dependency:copy-dependencies
+    mvn -q -B -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies
     touch "$KAFKA_LIB/.complete"
   fi
 }
 
 kafka_java() {
   java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$ROOT/services/kafka/log4j2.yaml" \
+    -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.yaml" \
     -cp "$KAFKA_LIB/*" "$@"
 }
 
@@ -107,7 +107,7 @@ kafka_start() {
   kafka_install
   if kafka_ping; then log "Kafka already running on 19092"; return 0; fi
   mkdir -p "$KAFKA_DIR"
-  sed "/^log.dirs=/d" "$ROOT/services/kafka/server.properties" >"$KAFKA_DIR/server.properties"
+  sed "/^log.dirs=/d" "$ROOT/infra/kafka/server.properties" >"$KAFKA_DIR/server.properties"
   echo "log.dirs=$KAFKA_DIR/data" >>"$KAFKA_DIR/server.properties"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     log "formatting Kafka storage (KRaft)"

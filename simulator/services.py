@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from core.options import options_parse
 from simulator.world import World
 
 
 @dataclass(frozen=True)
-class SimulatorConfig:
+class SimulatorOptions:
     seed: int = 42
     viewers: int = 500
     movies: int = 400
@@ -19,26 +20,18 @@ class SimulatorConfig:
     junk_rate: float = 0.0
 
     @classmethod
-    def parse(cls, text: str) -> SimulatorConfig:
-        """``seed=7,viewers=300`` -> a config; unknown keys or bad numbers raise ValueError."""
-        values: dict[str, float | int] = {}
-        for item in filter(None, (part.strip() for part in text.split(","))):
-            key, _, raw = item.partition("=")
-            field_type = cls.__dataclass_fields__.get(key)
-            if field_type is None:
-                raise ValueError(f"unknown simulator option {key!r} (use {', '.join(cls.__dataclass_fields__)})")
-            try:
-                values[key] = float(raw) if field_type.type == "float" else int(raw)
-            except ValueError:
-                raise ValueError(f"simulator option {key}={raw!r} is not a number") from None
-        return cls(**values)  # type: ignore[arg-type]
+    def parse(cls, text: str) -> SimulatorOptions:
+        """``seed=7,viewers=300`` -> options; unknown keys or bad numbers raise ValueError."""
+        pairs = [part for part in text.split(",") if part.strip()]
+        # options_parse typed each value by its field; mypy sees only int | float.
+        return cls(**options_parse(cls, pairs, what="simulator option"))  # type: ignore[arg-type]
 
 
-def simulator_world(config: SimulatorConfig) -> World:
+def simulator_world(config: SimulatorOptions) -> World:
     return World.generate(seed=config.seed, viewers=config.viewers, movies=config.movies)
 
 
-def simulator_events(world: World, config: SimulatorConfig) -> Iterable[bytes]:
+def simulator_events(world: World, config: SimulatorOptions) -> Iterable[bytes]:
     return world.events(sessions_per_viewer=config.sessions_per_viewer, days=config.days, junk_rate=config.junk_rate)
 
 

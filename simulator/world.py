@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.models import Movie
+from catalog.identifiers import slug_for
 
 GENRES = (
     "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -223,7 +223,7 @@ def _generate_movies(rng: np.random.Generator, count: int) -> tuple[list[SimMovi
         for _ in range(1000):
             title = _title(rng, words)
             year = None if rng.random() < 0.02 else int(rng.integers(1930, 2024))
-            slug = Movie.slug_for(title, year)
+            slug = slug_for(title, year)
             if slug not in slugs:
                 break
         slugs.add(slug)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from recsite.admin import RangeFilter, ReadOnlyAdmin
+from core.admin_kit import RangeFilter, ReadOnlyAdmin
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
 
 

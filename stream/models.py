@@ -10,7 +10,7 @@ class ObservedRecommendation(models.Model):
     """A recommendation request as the platform logged it (what its client saw of our answer)."""
 
     requested_at = models.DateTimeField()
-    viewer = models.ForeignKey("recommender.Viewer", on_delete=models.CASCADE, related_name="observed_recommendations")
+    viewer = models.ForeignKey("catalog.Viewer", on_delete=models.CASCADE, related_name="observed_recommendations")
     host = models.CharField(max_length=255, blank=True)
     status = models.PositiveSmallIntegerField(help_text="HTTP status; 0 when the client gave up")
     results = models.TextField(blank=True, help_text="movie ids in the order served, comma-separated")
@@ -28,10 +28,6 @@ class ObservedRecommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.viewer_id} at {self.requested_at:%Y-%m-%d %H:%M:%S}: status {self.status}"
-
-    @property
-    def result_list(self) -> list[str]:
-        return self.results.split(",") if self.results else []
 
 
 class RejectedLine(models.Model):

@@ -15,17 +15,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-MAX_VIEWER_ID = 2_147_483_647
+from catalog.identifiers import MAX_VIEWER_ID, is_slug
+
 MAX_MINUTE = 10_000  # longer than any film; the bitmap of minutes stays small
 MAX_RESPONSE_MS = 86_400_000
 MAX_RESULTS = 100
-SLUG_MAX_LENGTH = 255
 
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$")
 _VIEWER = re.compile(r"^[0-9]{1,10}$")
-# Platform slugs: lower-case words joined by '+', with digits, '-', '_', '.', and '+' doubled
-# where punctuation was dropped. Anything else (spaces, commas, '/', '=') can't be a slug.
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9+_.'&!:-]*$", re.IGNORECASE)
 _WATCH = re.compile(r"^GET /data/m/(?P<slug>[^/]+)/(?P<minute>[^/]*)\.mpg$")
 _RATE = re.compile(r"^GET /rate/(?P<slug>[^=]+)=(?P<score>.*)$")
 _RECOMMENDATION = re.compile(
@@ -104,10 +101,6 @@ def parse_timestamp(text: str) -> datetime | None:
         return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC)
     except ValueError:
         return None
-
-
-def is_slug(text: str) -> bool:
-    return len(text) <= SLUG_MAX_LENGTH and _SLUG.match(text) is not None
 
 
 def parse_line(raw: bytes | str, *, max_length: int = 8192) -> Parsed:

@@ -24,9 +24,10 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from recommender.models import Movie, Rating, Viewer, Watch
-from recsite.db import bulk_upsert, connection_drop_if_broken
-from recsite.logcontext import log_context, new_id
+from catalog.identifiers import title_year_from_slug
+from catalog.models import Movie, Rating, Viewer, Watch
+from core.db import bulk_upsert, connection_drop_if_broken
+from core.logcontext import log_context, new_id
 from stream import metrics
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
 from stream.parsing import RateEvent, RecommendationEvent, Rejection, WatchEvent, parse_line
@@ -38,8 +39,9 @@ RAW_KEEP_CHARS = 2000
 
 
 @dataclass
-class Catalog:
-    """Viewer ids and movie ids already in the database, so steady-state batches skip the lookups.
+class KnownIds:
+    """A cache of viewer ids and movie ids already in the database, so steady-state batches skip
+    the lookups.
 
     Only updated after a batch commits: a rolled-back batch must not leave ids here that the
     database does not have.
@@ -68,10 +70,10 @@ class BatchResult:
 
 
 def stream_ingest_batch(
-    *, lines: Sequence[bytes | str], source: str = "", catalog: Catalog | None = None
+    *, lines: Sequence[bytes | str], source: str = "", known: KnownIds | None = None
 ) -> BatchResult:
     """Parse and store one batch of lines in one transaction (see the module docstring)."""
-    catalog = catalog if catalog is not None else Catalog()
+    known = known if known is not None else KnownIds()
     max_length = settings.STREAM_MAX_LINE_BYTES
     parsed = [parse_line(line, max_length=max_length) for line in lines]
     result = BatchResult(lines=len(lines))
@@ -94,18 +96,18 @@ def stream_ingest_batch(
 
     with transaction.atomic():
         new_viewers = _ensure_viewers(
-            {event.viewer_id for event in (*watches, *rates, *recommendations)} - catalog.viewers
+            {event.viewer_id for event in (*watches, *rates, *recommendations)} - known.viewers
         )
-        new_movies = _ensure_movies({event.movie for event in (*watches, *rates)} - catalog.movies.keys())
-        movie_ids = {**catalog.movies, **new_movies}
+        new_movies = _ensure_movies({event.movie for event in (*watches, *rates)} - known.movies.keys())
+        movie_ids = {**known.movies, **new_movies}
         _store_ratings(rates, movie_ids)
         _store_watches(watches, movie_ids)
         _store_recommendations(recommendations)
         _store_rejections(rejections, source)
 
-    catalog.viewers |= new_viewers
-    catalog.movies.update(new_movies)
-    catalog.trim()
+    known.viewers |= new_viewers
+    known.movies.update(new_movies)
+    known.trim()
     for kind, count in result.by_kind.items():
         metrics.EVENTS_INGESTED.labels(kind=kind).inc(count)
     for reason, count in result.by_reason.items():
@@ -124,7 +126,7 @@ def _ensure_movies(slugs: set[str]) -> dict[str, int]:
         return {}
     new = []
     for slug in slugs:
-        title, year = Movie.title_year_from_slug(slug)
+        title, year = title_year_from_slug(slug)
         new.append(Movie(slug=slug, title=title[:300], year=year))
     Movie.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
     return dict(Movie.objects.filter(slug__in=slugs).values_list("slug", "id"))
@@ -214,8 +216,8 @@ def _store_rejections(rejections: list[Rejection], source: str) -> None:
     if not rejections:
         return
     unique = {_content_hash(r.line): r for r in rejections}
-    known = set(RejectedLine.objects.filter(line_hash__in=unique.keys()).values_list("line_hash", flat=True))
-    new = [(digest, r) for digest, r in unique.items() if digest not in known]
+    kept = set(RejectedLine.objects.filter(line_hash__in=unique.keys()).values_list("line_hash", flat=True))
+    new = [(digest, r) for digest, r in unique.items() if digest not in kept]
     if not new:
         return
     room = max(settings.STREAM_REJECTED_KEEP - RejectedLine.objects.count(), 0)
@@ -267,12 +269,12 @@ def stream_consume(
     """
     batch_size = batch_size or settings.STREAM_BATCH_SIZE
     run = IngestRun.objects.create(source=source.name, started_at=timezone.now())
-    catalog = Catalog()
+    known = KnownIds()
     try:
         for lines in source.batches(batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds):
             batch_id = new_id()[:12]
             with log_context(batch_id=batch_id):
-                result = _ingest_with_retries(lines=lines, source=source.name, catalog=catalog, retries=retries)
+                result = _ingest_with_retries(lines=lines, source=source.name, known=known, retries=retries)
                 source.commit()
                 _add_to_run(run, result)
                 logger.debug("batch stored: %d lines, %d rejected", result.lines, result.rejected)
@@ -291,12 +293,12 @@ def stream_consume(
     return run
 
 
-def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, catalog: Catalog, retries: int) -> BatchResult:
+def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, known: KnownIds, retries: int) -> BatchResult:
     delay = 0.5
     for attempt in range(1, retries + 2):
         started = time.perf_counter()
         try:
-            result = stream_ingest_batch(lines=lines, source=source, catalog=catalog)
+            result = stream_ingest_batch(lines=lines, source=source, known=known)
         except (OperationalError, IntegrityError) as error:
             # OperationalError: the database went away or a lock timed out. IntegrityError: a
             # concurrent writer inserted the same new row first. Both succeed on a retry.

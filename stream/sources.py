@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, Protocol
-from urllib.parse import urlsplit
 
+from core.kafka import KAFKA_SCHEME, KafkaAddress
 from stream import metrics
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,28 @@ class LineSource(Protocol):
     def close(self) -> None: ...
 
 
+class LineBudget:
+    """How many more lines a source may read (``--max-events``); ``None`` is no limit.
+
+    One rule for every source: a batch is at most ``batch_size`` lines and never more than what
+    is left of the budget.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.remaining = limit
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+    def batch_size(self, batch_size: int) -> int:
+        return batch_size if self.remaining is None else min(batch_size, self.remaining)
+
+    def spend(self, lines: int) -> None:
+        if self.remaining is not None:
+            self.remaining -= lines
+
+
 class IterableSource:
     """Lines from any iterable: the simulator, tests."""
 
@@ -52,15 +74,14 @@ class IterableSource:
     def batches(
         self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
     ) -> Iterator[list[bytes]]:
-        remaining = max_lines
-        while remaining is None or remaining > 0:
-            size = batch_size if remaining is None else min(batch_size, remaining)
+        budget = LineBudget(max_lines)
+        while not budget.exhausted:
+            size = budget.batch_size(batch_size)
             batch = [line if isinstance(line, bytes) else line.encode() for line in islice(self._lines, size)]
             if not batch:
                 return
             self.done += len(batch)
-            if remaining is not None:
-                remaining -= len(batch)
+            budget.spend(len(batch))
             yield batch
 
     def commit(self) -> None:
@@ -89,19 +110,13 @@ class FileSource:
     def batches(
         self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
     ) -> Iterator[list[bytes]]:
-        remaining = max_lines
-        batch: list[bytes] = []
-        for line in self._file:
-            self.done += len(line)
-            batch.append(line)
-            if remaining is not None:
-                remaining -= 1
-            if len(batch) >= batch_size or remaining == 0:
-                yield batch
-                batch = []
-            if remaining == 0:
+        budget = LineBudget(max_lines)
+        while not budget.exhausted:
+            batch = list(islice(self._file, budget.batch_size(batch_size)))
+            if not batch:
                 return
-        if batch:
+            self.done += sum(len(line) for line in batch)
+            budget.spend(len(batch))
             yield batch
 
     def commit(self) -> None:
@@ -143,11 +158,10 @@ class KafkaSource:
     def batches(
         self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
     ) -> Iterator[list[bytes]]:
-        remaining = max_lines
+        budget = LineBudget(max_lines)
         idle_since = time.monotonic()
-        while remaining is None or remaining > 0:
-            size = batch_size if remaining is None else min(batch_size, remaining)
-            polled = self._consumer.poll(timeout_ms=500, max_records=size)
+        while not budget.exhausted:
+            polled = self._consumer.poll(timeout_ms=500, max_records=budget.batch_size(batch_size))
             batch = [record.value for records in polled.values() for record in records if record.value is not None]
             if time.monotonic() - self._lag_reported_at >= 5:
                 self._report_lag()
@@ -157,8 +171,7 @@ class KafkaSource:
                 continue
             idle_since = time.monotonic()
             self.done += len(batch)
-            if remaining is not None:
-                remaining -= len(batch)
+            budget.spend(len(batch))
             yield batch
 
     def _report_lag(self) -> None:
@@ -185,12 +198,12 @@ class KafkaSource:
 def source_open(spec: str, *, kafka_group: str, simulator_lines: Iterable[bytes] | None = None) -> LineSource:
     """Open ``kafka://HOST:PORT/TOPIC``, ``file:PATH`` (``file:-`` for standard input), or
     ``simulator`` (whose lines the caller passes in ``simulator_lines``)."""
-    if spec.startswith("kafka://"):
-        parts = urlsplit(spec)
-        topic = parts.path.strip("/")
-        if not parts.netloc or not topic:
-            raise SourceError(f"bad Kafka source {spec!r}: expected kafka://HOST:PORT/TOPIC")
-        return KafkaSource(bootstrap=parts.netloc, topic=topic, group=kafka_group)
+    if spec.startswith(KAFKA_SCHEME):
+        try:
+            address = KafkaAddress.parse(spec)
+        except ValueError as error:
+            raise SourceError(str(error)) from None
+        return KafkaSource(bootstrap=address.bootstrap, topic=address.topic, group=kafka_group)
     if spec.startswith("file:"):
         path = spec.removeprefix("file:")
         if not path:

@@ -1,15 +1,11 @@
 import numpy as np
 import pytest
 
-from recommender.learning import (
-    Index,
-    Interaction,
-    ranking_metrics,
-    split_by_viewer,
-    top_n,
-    train_and_evaluate,
-    train_ease,
-)
+from recommender.learning.evaluation import ranking_metrics
+from recommender.learning.pipeline import train_and_evaluate
+from recommender.learning.ranking import RANKERS, Index, top_n, train_ease
+from recommender.learning.rating import RATING_ALGORITHMS
+from recommender.learning.splitting import Interaction, split_by_viewer
 
 
 def _interactions(viewers=30, movies=12):
@@ -86,9 +82,52 @@ def test_training_reports_every_metric_and_the_popularity_baseline():
     assert "ndcg@10" in models.metrics["popularity"]
     assert models.metrics["split"]["seed"] == 3
     assert "m99" in models.index.movies  # catalogue movies nobody watched can still be recommended
-    assert models.group_metrics["gender"]["F"]["ratings"] >= 0
+    # Viewer 1 is the only woman: her group holds exactly her held-out ratings.
+    held_out = [i for i in split_by_viewer(_interactions(), seed=3).test if i.viewer == 1]
+    female = models.group_metrics["gender"]["F"]
+    assert held_out
+    assert (female["ratings"], female["viewers"]) == (len(held_out), 1)
 
 
 def test_unknown_algorithm_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown rating algorithm 'xgboost'"):
         train_and_evaluate(interactions=_interactions(), demographics={}, catalogue=[], rating_algorithm="xgboost")
+
+
+@pytest.mark.parametrize("name", sorted(RATING_ALGORITHMS))
+def test_every_rating_algorithm_reports_the_parameters_it_ran_with(name):
+    models = train_and_evaluate(
+        interactions=_interactions(), demographics={}, catalogue=[], rating_algorithm=name, ranker="popularity"
+    )
+
+    assert models.rating_params == RATING_ALGORITHMS[name].defaults
+    assert models.rating_params  # never {} while the model runs with hidden settings
+
+
+def test_rating_parameters_given_override_the_registered_defaults():
+    models = train_and_evaluate(
+        interactions=_interactions(),
+        demographics={},
+        catalogue=[],
+        rating_algorithm="svd",
+        rating_params={"n_factors": 7},
+        ranker="popularity",
+    )
+
+    assert models.rating_params["n_factors"] == 7
+    assert models.rating.pu.shape[1] == 7
+    assert models.rating_params["n_epochs"] == RATING_ALGORITHMS["svd"].defaults["n_epochs"]
+
+
+@pytest.mark.parametrize("name", sorted(RANKERS))
+def test_every_ranker_is_fitted_and_scored_through_the_registry(name):
+    models = train_and_evaluate(interactions=_interactions(), demographics={}, catalogue=[], ranker=name)
+
+    assert models.ranker_params == RANKERS[name].defaults
+    assert (models.weights is None) == (name == "popularity")
+    assert models.metrics["ndcg@10"] > 0
+
+
+def test_unknown_ranker_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown ranker 'random': use one of ease, itemknn, popularity"):
+        train_and_evaluate(interactions=_interactions(), demographics={}, catalogue=[], ranker="random")

@@ -5,10 +5,10 @@ import time_machine
 from django.conf import settings
 from django.core import mail
 from django.core.management import CommandError, call_command
+from prometheus_client import REGISTRY
 
-from provenance.models import DataSnapshot
 from recommender.artifacts import ArtifactError, artifact_load, predict_rating
-from recommender.models import ModelStatusChange, ModelVersion
+from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.selectors import model_version_stable_at
 from recommender.services import TrainingError, model_train, model_version_set_status
 from stream.services import stream_ingest_batch
@@ -105,8 +105,9 @@ def test_artifact_loads_and_its_rating_model_matches_surprise(trained_version):
 def trained_version_prediction(version, artifact, row, column):
     from surprise import SVD  # noqa: F401 - the same algorithm, refitted from the snapshot
 
-    from provenance.services import snapshot_load
-    from recommender.learning import Interaction, rating_model, split_by_viewer, surprise_trainset
+    from recommender.learning.rating import rating_model, surprise_trainset
+    from recommender.learning.splitting import Interaction, split_by_viewer
+    from recommender.snapshots import snapshot_load
 
     data = snapshot_load(version.snapshot)
     interactions = [Interaction(v, m, s) for v, m, minutes, _, s in data.interactions if s is not None or minutes >= 5]
@@ -180,7 +181,7 @@ def test_train_command_fails_when_there_is_no_data(db):
 
 
 def test_a_failure_during_training_is_recorded_and_notified(watched_world):
-    from provenance.services import snapshot_create
+    from recommender.snapshots import snapshot_create
 
     snapshot = snapshot_create()
     (snapshot.directory / "interactions.csv").write_text("tampered\n")
@@ -193,3 +194,14 @@ def test_a_failure_during_training_is_recorded_and_notified(watched_world):
     assert version.error.startswith("SnapshotError: snapshot files in")
     assert list(version.status_changes.values_list("to_status", flat=True)) == ["training", "failed"]
     assert mail.outbox[-1].subject == "[recsite] training of v1 failed"
+
+
+def test_a_failing_mail_server_does_not_break_training(watched_world, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9
+    before = REGISTRY.get_sample_value("recsite_notifications_failed_total", {"channel": "email"}) or 0
+
+    version = model_train(actor="test")
+
+    assert version.status == ModelVersion.Status.STABLE
+    assert REGISTRY.get_sample_value("recsite_notifications_failed_total", {"channel": "email"}) == before + 1

@@ -5,10 +5,10 @@ from django.core.management import CommandError, call_command
 from django.db import OperationalError
 from django.db.models import Sum
 
-from recommender.models import Movie, Rating, Viewer, Watch
+from catalog.models import Movie, Rating, Viewer, Watch
 from stream import services
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
-from stream.services import Catalog, rejections_total, stream_consume, stream_ingest_batch
+from stream.services import KnownIds, rejections_total, stream_consume, stream_ingest_batch
 from stream.sources import FileSource, IterableSource
 
 MIXED_LINES = [
@@ -169,18 +169,18 @@ def test_a_database_that_stays_away_fails_the_run_without_committing(monkeypatch
 
 
 @pytest.mark.django_db
-def test_catalog_cache_is_not_updated_when_the_batch_rolls_back(monkeypatch):
-    catalog = Catalog()
+def test_known_id_cache_is_not_updated_when_the_batch_rolls_back(monkeypatch):
+    known = KnownIds()
 
     def fail(*args, **kwargs):
         raise OperationalError("lost connection")
 
     monkeypatch.setattr(services, "_store_recommendations", fail)
     with pytest.raises(OperationalError):
-        stream_ingest_batch(lines=MIXED_LINES[:1], catalog=catalog)
+        stream_ingest_batch(lines=MIXED_LINES[:1], known=known)
 
-    assert catalog.viewers == set()
-    assert catalog.movies == {}
+    assert known.viewers == set()
+    assert known.movies == {}
     assert Viewer.objects.count() == 0
 
 

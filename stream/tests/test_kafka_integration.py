@@ -7,7 +7,7 @@ from django.conf import settings
 from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from recommender.models import Rating, Watch
+from catalog.models import Rating, Watch
 from simulator.world import World
 from stream.models import ObservedRecommendation, RejectedLine
 from stream.services import rejections_total, stream_consume

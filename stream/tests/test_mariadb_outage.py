@@ -5,7 +5,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from recommender.models import Rating
+from catalog.models import Rating
 from stream.models import IngestRun
 from stream.services import stream_consume
 from stream.sources import IterableSource

@@ -7,8 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provenance.models import DataSnapshot
-from recommender.learning import RANKERS, RATING_ALGORITHMS
+from recommender.learning.ranking import RANKERS
+from recommender.learning.rating import RATING_ALGORITHMS
+from recommender.models import DataSnapshot
 from recommender.services import TrainingError, model_train
 
 
@@ -17,9 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--algorithm", choices=RATING_ALGORITHMS, help="rating model (default: TRAIN_RATING_ALGORITHM)"
+            "--algorithm", choices=list(RATING_ALGORITHMS), help="rating model (default: TRAIN_RATING_ALGORITHM)"
         )
-        parser.add_argument("--ranker", choices=RANKERS, help="ranking model (default: TRAIN_RANKER)")
+        parser.add_argument("--ranker", choices=list(RANKERS), help="ranking model (default: TRAIN_RANKER)")
         parser.add_argument("--snapshot", type=int, help="train on this DataSnapshot id instead of a new one")
         parser.add_argument("--tune", action="store_true", help="grid-search SVD parameters on the training split")
         parser.add_argument("--seed", type=int, help="split and model seed (default: TRAIN_SEED)")
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         except TrainingError as error:
             raise CommandError(f"training failed: {error}") from None
         metrics = version.metrics
-        verdict = "passed the gate" if version.gate.get("passed") else "rejected: " + "; ".join(version.gate["reasons"])
+        verdict = "passed the gate" if version.gate_passed else "rejected: " + "; ".join(version.gate_reasons)
         self.stdout.write(
             f"v{version.version} {version.status}: RMSE {metrics.get('rmse')}, NDCG@10 {metrics.get('ndcg@10')} "
             f"(popularity {metrics.get('popularity', {}).get('ndcg@10')}), trained on {version.snapshot} "

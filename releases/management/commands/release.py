@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.options import options_parse
 from recommender.models import ModelVersion
 from releases.analysis import Thresholds
 from releases.models import Release
@@ -18,9 +19,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["start", "status", "promote", "abort", "pause", "resume"])
         parser.add_argument("--candidate", type=int, help="with start: the candidate version (default: the newest)")
-        parser.add_argument("--steps", default="20", help="with start: canary weights, e.g. 10,25,50")
-        parser.add_argument("--interval", type=int, default=300, help="with start: seconds per check window")
-        parser.add_argument("--min-step", type=int, default=1800, help="with start: minimum seconds per step")
+        parser.add_argument(
+            "--steps",
+            default=",".join(map(str, Release.DEFAULT_STEPS)),
+            help="with start: canary weights, e.g. 10,25,50",
+        )
+        parser.add_argument(
+            "--interval",
+            type=int,
+            default=Release.DEFAULT_INTERVAL_SECONDS,
+            help="with start: seconds per check window",
+        )
+        parser.add_argument(
+            "--min-step",
+            type=int,
+            default=Release.DEFAULT_MIN_STEP_SECONDS,
+            help="with start: minimum seconds per step",
+        )
         parser.add_argument(
             "--threshold",
             action="append",
@@ -71,18 +86,11 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError(f"--steps must be comma-separated whole percentages, not {text!r}") from None
 
-    def _thresholds(self, pairs: list[str]) -> dict[str, float]:
-        known = Thresholds.__dataclass_fields__
-        thresholds: dict[str, float] = {}
-        for pair in pairs:
-            name, _, raw = pair.partition("=")
-            if name not in known:
-                raise CommandError(f"unknown threshold {name!r}: use one of {', '.join(known)}")
-            try:
-                thresholds[name] = int(raw) if known[name].type == "int" else float(raw)
-            except ValueError:
-                raise CommandError(f"threshold {name}={raw!r} is not a number") from None
-        return thresholds
+    def _thresholds(self, pairs: list[str]) -> dict[str, int | float]:
+        try:
+            return options_parse(Thresholds, pairs, what="threshold")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
 
     def _status(self, release: Release) -> str:
         last = release.analysis_runs.first()

@@ -6,18 +6,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recsite.progress import progress_bar
-from simulator.services import (
-    SimulatorConfig,
-    simulator_events,
-    simulator_publish,
-    simulator_world,
-    simulator_write,
-)
+from core.kafka import KAFKA_SCHEME, KafkaAddress
+from core.progress import progress_bar
+from simulator.services import SimulatorOptions, simulator_events, simulator_publish, simulator_world, simulator_write
 
 
 class Command(BaseCommand):
@@ -38,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError("--viewers must be at least 1 and --movies at least 20")
         if not 0 <= options["junk_rate"] < 1:
             raise CommandError("--junk-rate must be between 0 and 1")
-        config = SimulatorConfig(
+        config = SimulatorOptions(
             seed=options["seed"],
             viewers=options["viewers"],
             movies=options["movies"],
@@ -54,13 +48,12 @@ class Command(BaseCommand):
         out: str = options["out"]
         with progress_bar(total=None, description="simulating", unit=" lines") as bar:
             tick = lambda: bar.update(10_000)  # noqa: E731
-            if out.startswith("kafka://"):
-                parts = urlsplit(out)
-                if not parts.netloc or not parts.path.strip("/"):
-                    raise CommandError(f"bad Kafka target {out!r}: expected kafka://HOST:PORT/TOPIC")
-                count = simulator_publish(
-                    lines=lines, bootstrap=parts.netloc, topic=parts.path.strip("/"), on_line=tick
-                )
+            if out.startswith(KAFKA_SCHEME):
+                try:
+                    address = KafkaAddress.parse(out)
+                except ValueError as error:
+                    raise CommandError(str(error)) from None
+                count = simulator_publish(lines=lines, bootstrap=address.bootstrap, topic=address.topic, on_line=tick)
             elif out == "-":
                 count = simulator_write(lines=lines, out=sys.stdout.buffer, on_line=tick)
                 sys.stdout.flush()

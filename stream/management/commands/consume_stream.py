@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from prometheus_client import start_http_server
 
-from recsite.progress import progress_bar
-from simulator.services import SimulatorConfig, simulator_events, simulator_world
+from core.progress import progress_bar
+from simulator.services import SimulatorOptions, simulator_events, simulator_world
 from stream.models import IngestRun
 from stream.services import BatchResult, stream_consume
 from stream.sources import SourceError, source_open
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         simulator_lines = None
         if options["source"] == "simulator":
             try:
-                config = SimulatorConfig.parse(options["simulator"])
+                config = SimulatorOptions.parse(options["simulator"])
             except ValueError as error:
                 raise CommandError(str(error)) from None
             simulator_lines = simulator_events(simulator_world(config), config)

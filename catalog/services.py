@@ -1,0 +1,115 @@
+"""Writes to the catalogue: importing MovieLens datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.db import transaction
+
+from catalog import movielens
+from catalog.models import Movie, Rating, Viewer
+from core.db import bulk_upsert
+
+_RATINGS_BATCH = 5000
+
+
+@dataclass
+class MovieLensImport:
+    layout: str
+    movies: int = 0
+    viewers: int = 0
+    ratings: int = 0
+    ratings_new: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"imported MovieLens ({self.layout}): {self.movies:,} movies, {self.viewers:,} viewers, "
+            f"{self.ratings:,} ratings read, {self.ratings_new:,} new"
+        )
+
+
+def movielens_import(*, path: Path, progress: Callable[[int], None] | None = None) -> MovieLensImport:
+    """Import a MovieLens directory (ml-100k or ml-1m layout); idempotent.
+
+    Movies keep their MovieLens id as ``source_id`` and get the platform's slug; viewers keep
+    their MovieLens id. Ratings are optional (the simulator writes only movies and viewers).
+    ``progress`` is called with the number of rating lines read since the last call.
+    """
+    layout = movielens.detect(path)
+    result = MovieLensImport(layout=layout.name)
+    with transaction.atomic():
+        movie_ids = _import_movies(path, layout)
+        result.movies = len(set(movie_ids.values()))
+        viewers = [
+            Viewer(id=v.id, age=v.age, gender=v.gender, occupation=v.occupation)
+            for v in movielens.read_viewers(path, layout)
+        ]
+        bulk_upsert(Viewer, viewers, unique_fields=["id"], update_fields=["age", "gender", "occupation"])
+        result.viewers = len(viewers)
+    for batch in _rating_batches(path, layout, movie_ids):
+        before = Rating.objects.count()
+        with transaction.atomic():
+            Viewer.objects.bulk_create(
+                [Viewer(id=viewer_id) for viewer_id in {r.viewer_id for r in batch}], ignore_conflicts=True
+            )
+            Rating.objects.bulk_create(batch, ignore_conflicts=True, batch_size=2000)
+        result.ratings += len(batch)
+        result.ratings_new += Rating.objects.count() - before
+        if progress:
+            progress(len(batch))
+    return result
+
+
+def _import_movies(directory: Path, layout: movielens.Layout) -> dict[int, int]:
+    """Create or update the movies; returns MovieLens id -> our movie id."""
+    runtimes = movielens.read_runtimes(directory)
+    movies: dict[str, Movie] = {}
+    slug_of_source: dict[int, str] = {}
+    for row in movielens.read_movies(directory, layout):
+        # MovieLens lists a few titles twice under two ids; both ids map to one movie.
+        movies.setdefault(
+            row.slug,
+            Movie(
+                slug=row.slug,
+                title=row.title[:300],
+                year=row.year,
+                genres=row.genres,
+                source_id=row.source_id,
+                runtime_minutes=runtimes.get(row.slug),
+            ),
+        )
+        slug_of_source[row.source_id] = row.slug
+    bulk_upsert(
+        Movie,
+        list(movies.values()),
+        unique_fields=["slug"],
+        update_fields=["title", "year", "genres", "source_id", "runtime_minutes"],
+    )
+    ids = dict(Movie.objects.filter(slug__in=movies.keys()).values_list("slug", "id"))
+    return {source_id: ids[slug] for source_id, slug in slug_of_source.items()}
+
+
+def _rating_batches(directory: Path, layout: movielens.Layout, movie_ids: dict[int, int]) -> Iterator[list[Rating]]:
+    batch: list[Rating] = []
+    for row in movielens.read_ratings(directory, layout):
+        if row.movie_source_id not in movie_ids:
+            raise movielens.MovieLensFormatError(
+                directory / layout.ratings, row.line, f"movie id {row.movie_source_id} is not in the movie file"
+            )
+        batch.append(
+            Rating(
+                viewer_id=row.viewer_id,
+                movie_id=movie_ids[row.movie_source_id],
+                score=row.score,
+                rated_at=datetime.fromtimestamp(row.timestamp, tz=UTC),
+                source=Rating.Source.MOVIELENS,
+            )
+        )
+        if len(batch) >= _RATINGS_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,79 @@
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from core.env import env_bool, env_choice, env_int, env_url
+
+
+def test_env_int_names_the_variable_with_a_bad_value(monkeypatch):
+    monkeypatch.setenv("STREAM_BATCH_SIZE", "lots")
+
+    with pytest.raises(ImproperlyConfigured, match="STREAM_BATCH_SIZE='lots' is not an integer"):
+        env_int("STREAM_BATCH_SIZE", 5000)
+
+
+def test_env_int_enforces_its_bounds(monkeypatch):
+    monkeypatch.setenv("STREAM_BATCH_SIZE", "0")
+
+    with pytest.raises(ImproperlyConfigured, match="STREAM_BATCH_SIZE=0 is below the minimum of 1"):
+        env_int("STREAM_BATCH_SIZE", 5000, minimum=1)
+
+
+def test_env_bool_refuses_a_word_it_does_not_know(monkeypatch):
+    monkeypatch.setenv("DEBUG", "maybe")
+
+    with pytest.raises(ImproperlyConfigured, match="DEBUG='maybe' is not a boolean"):
+        env_bool("DEBUG", False)
+
+
+def test_env_choice_lists_the_allowed_values(monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+
+    with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT='xml' must be one of: text, json"):
+        env_choice("LOG_FORMAT", "text", ("text", "json"))
+
+
+def test_env_url_checks_the_scheme(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://x/y")
+
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL='postgres://x/y' must start with one of"):
+        env_url("DATABASE_URL", "", schemes=("sqlite", "mysql"))
+
+
+def test_defaults_apply_when_unset(monkeypatch):
+    monkeypatch.delenv("STREAM_BATCH_SIZE", raising=False)
+
+    assert env_int("STREAM_BATCH_SIZE", 5000) == 5000
+
+
+def test_a_bad_setting_stops_manage_py_with_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "STREAM_BATCH_SIZE": "-5"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "STREAM_BATCH_SIZE=-5 is below the minimum of 1" in result.stderr
+
+
+def test_mysql_database_url_selects_mysql(tmp_path):
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "recsite.settings",
+            "VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "mysql://u:p@127.0.0.1:3306/recsite",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert result.stdout.strip() == "django.db.backends.mysql"

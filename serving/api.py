@@ -1,0 +1,199 @@
+"""The serving API: ``GET /recommend/<user_id>``, and the load balancer's probes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from prometheus_client import Counter, Histogram
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.identifiers import MAX_VIEWER_ID
+from core.logcontext import current_request_id
+from provenance.models import Recommendation
+from provenance.recorder import recorder
+from serving.router import router
+from serving.services import recommendation_answer
+from serving.store import ServingModel
+
+REQUESTS = Counter("recsite_recommend_requests_total", "Answers to /recommend", ["model_version", "pool", "status"])
+LATENCY = Histogram(
+    "recsite_recommend_latency_seconds",
+    "Time to answer /recommend, in the worker",
+    ["model_version", "pool", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+HOST = f"{socket.gethostname()}:{os.getpid()}"
+logger = logging.getLogger(__name__)
+
+
+class PlainTextRenderer(BaseRenderer):
+    """The platform's contract: one line, movie ids separated by commas (or the error)."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(
+        self, data: object, accepted_media_type: str | None = None, renderer_context: dict | None = None
+    ) -> bytes:
+        if isinstance(data, dict) and "items" in data:
+            return ",".join(data["items"]).encode()
+        if isinstance(data, dict) and "detail" in data:
+            return str(data["detail"]).replace("\n", " ").encode()
+        return str(data).replace("\n", " ").encode()
+
+
+class ViewerIdField(serializers.Field):
+    """The platform's user id: a positive whole number that fits the viewer table.
+
+    A single field rather than a Serializer: a Serializer deep-copies its fields on every
+    instantiation, a tenth of a millisecond on the hottest path.
+    """
+
+    def to_internal_value(self, data: object) -> int:
+        value = str(data)
+        if len(value) > len(str(MAX_VIEWER_ID)):
+            raise serializers.ValidationError(
+                f"user id is too long ({len(value)} characters); expected a positive whole number"
+            )
+        if not value.isascii() or not value.isdigit() or value.startswith("0"):
+            raise serializers.ValidationError(f"user id {value!r} is not a positive whole number")
+        if int(value) > MAX_VIEWER_ID:
+            raise serializers.ValidationError(f"user id {value} is larger than {MAX_VIEWER_ID}")
+        return int(value)
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+VIEWER_ID = ViewerIdField()
+
+
+class RecommendationSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.CharField(), help_text="movie ids, best first")
+    model_version = serializers.IntegerField(allow_null=True)
+    pool = serializers.CharField()
+    strategy = serializers.CharField()
+    request_id = serializers.CharField()
+
+
+class RecommendView(APIView):
+    """Up to 20 movie ids for a viewer, best first."""
+
+    renderer_classes = [PlainTextRenderer, JSONRenderer]
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        parameters=[OpenApiParameter("user_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="movie ids separated by commas"),
+            (200, "application/json"): RecommendationSerializer,
+            (400, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="why the id was refused"),
+            (500, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="the answer failed"),
+            (503, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="no model loaded yet"),
+        },
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        started = time.perf_counter()
+        request_id = current_request_id()
+        try:
+            viewer_id = VIEWER_ID.run_validation(user_id)
+        except serializers.ValidationError as invalid:
+            pool, model = router.route(None)
+            error = str(invalid.detail[0])
+            return self._finish(Response({"detail": error}, status=400), started, pool, model)
+        pool, model = router.route(viewer_id)
+        if model is None:
+            return self._finish(Response({"detail": "no model is loaded yet"}, status=503), started, pool, model)
+
+        try:
+            answer = recommendation_answer(model=model, viewer_id=viewer_id, count=settings.SERVING_LIST_LENGTH)
+        except Exception:
+            # Counted and recorded as a failed answer of this pool: the canary analysis needs it.
+            logger.exception("could not answer viewer %s", viewer_id)
+            detail = f"internal error answering viewer {viewer_id} (request {request_id})"
+            response = self._finish(Response({"detail": detail}, status=500), started, pool, model)
+            self._record(request_id, viewer_id, pool, model, "failed", [], 500, started)
+            return response
+        if settings.SERVING_FAULT_DELAY_MS:  # test-only: a slow pool for the canary analysis to catch
+            time.sleep(settings.SERVING_FAULT_DELAY_MS / 1000)
+        body = {
+            "items": answer.items,
+            "model_version": model.version,
+            "pool": pool,
+            "strategy": answer.strategy,
+            "request_id": request_id,
+        }
+        response = self._finish(Response(body), started, pool, model)
+        strategy = answer.strategy + ("-degraded" if answer.degraded else "")
+        self._record(request_id, viewer_id, pool, model, strategy, answer.items, 200, started)
+        return response
+
+    def _record(
+        self,
+        request_id: str,
+        viewer_id: int,
+        pool: str,
+        model: ServingModel,
+        strategy: str,
+        items: list[str],
+        status: int,
+        started: float,
+    ) -> None:
+        recorder.record(
+            Recommendation(
+                request_id=request_id,
+                viewer_id=viewer_id,
+                model_version_id=model.version_id,
+                pool=pool,
+                strategy=strategy,
+                items=",".join(items),
+                status=status,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                served_at=timezone.now(),
+                host=HOST,
+            )
+        )
+
+    def _finish(self, response: Response, started: float, pool: str, model: ServingModel | None) -> Response:
+        version = str(model.version) if model else "none"
+        response["X-Model-Version"] = version
+        response["X-Release-Pool"] = pool
+        labels = {"model_version": version, "pool": pool, "status": str(response.status_code)}
+        REQUESTS.labels(**labels).inc()
+        LATENCY.labels(**labels).observe(time.perf_counter() - started)
+        return response
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up (no database, no model): for liveness checks."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Ready for traffic: a model is loaded and the database answers."""
+    pool, model = router.route(None)
+    if model is None:
+        return HttpResponse("not ready: no model loaded", status=503, content_type="text/plain")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as error:
+        return HttpResponse(f"not ready: database unavailable ({error})", status=503, content_type="text/plain")
+    response = HttpResponse(f"ready: v{model.version} ({pool})", content_type="text/plain")
+    response["X-Model-Version"] = str(model.version)
+    return response

@@ -1,0 +1,170 @@
+"""The models a worker serves, held in memory.
+
+Each worker process holds the artifacts of the versions it serves, loaded once and checked
+against their sha256 (``ModelStore``). The request path does no training-time work: a known
+viewer's list is the precomputed top list minus what they rated or finished since; a viewer with
+a changed or new history is scored with one sparse row-sum over the ranker's item-item weights
+and a partial sort; a viewer with no history gets the cold-start list for their demographics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import DatabaseError
+from prometheus_client import Counter, Gauge
+
+from catalog.demographics import age_bucket
+from recommender.artifacts import Artifact, ArtifactError, artifact_load
+from recommender.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+LOADED_VERSION = Gauge(
+    "recsite_model_version_loaded", "Model version a worker serves", ["pool"], multiprocess_mode="liveall"
+)
+LOAD_FAILURES = Counter("recsite_model_load_failures_total", "Artifacts that failed to load", ["pool"])
+
+
+@dataclass
+class Answer:
+    items: list[str]
+    strategy: str  # personalized | history | cold-start
+    degraded: bool = False
+
+
+@dataclass
+class ServingModel:
+    """One loaded artifact, with the lookups the request path needs."""
+
+    version: int
+    version_id: int
+    artifact: Artifact
+    movies: list[str] = field(init=False)
+    movie_index: dict[str, int] = field(init=False)
+    viewer_row: dict[int, int] = field(init=False)
+    cold: dict[str, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.movies = [str(movie) for movie in self.artifact["movies"]]
+        self.movie_index = {movie: column for column, movie in enumerate(self.movies)}
+        self.viewer_row = {int(viewer): row for row, viewer in enumerate(self.artifact["viewers"])}
+        self.cold = dict(
+            zip((str(key) for key in self.artifact["cold_keys"]), self.artifact["cold_lists"], strict=True)
+        )
+
+    @classmethod
+    def load(cls, version: ModelVersion) -> ServingModel:
+        artifact = artifact_load(version.artifact_file, sha256=version.artifact_sha256)
+        return cls(version=version.version, version_id=version.pk, artifact=artifact)
+
+    def seen_at_training(self, row: int) -> np.ndarray:
+        indptr = self.artifact["seen_indptr"]
+        return self.artifact["seen_indices"][indptr[row] : indptr[row + 1]]
+
+    def recommend(
+        self,
+        *,
+        viewer_id: int,
+        history: set[str],
+        finished: set[str],
+        demographics: tuple[int | None, str] | None,
+        count: int,
+    ) -> Answer:
+        """``history``: movies the viewer rated or watched (now); ``finished``: rated or watched
+        to the end (never recommended again)."""
+        exclude = {self.movie_index[m] for m in finished if m in self.movie_index}
+        row = self.viewer_row.get(viewer_id)
+        if row is not None:
+            listed = [column for column in self.artifact["top"][row].tolist() if column not in exclude]
+            if len(listed) >= count:
+                return Answer([self.movies[c] for c in listed[:count]], "personalized")
+        known = {self.movie_index[m] for m in history if m in self.movie_index}
+        if row is not None:
+            known |= {int(column) for column in self.seen_at_training(row)}
+        weights = self.artifact["weights"]
+        if known and weights.size:
+            columns = np.fromiter(known, dtype=np.int64)
+            scores = weights[columns].sum(axis=0)
+            scores[columns] = -np.inf
+            if exclude:
+                scores[np.fromiter(exclude, dtype=np.int64)] = -np.inf
+            count = min(count, int(np.isfinite(scores).sum()))
+            best = np.argpartition(-scores, count - 1)[:count] if count else np.array([], dtype=np.int64)
+            best = best[np.argsort(-scores[best], kind="stable")]
+            return Answer([self.movies[c] for c in best], "history")
+        return Answer(self._cold_start(demographics, exclude | known, count), "cold-start")
+
+    def _cold_start(self, demographics: tuple[int | None, str] | None, exclude: set[int], count: int) -> list[str]:
+        candidates = []
+        if demographics is not None:
+            age, gender = demographics
+            bucket = age_bucket(age) if age is not None else None
+            if gender and bucket:
+                candidates.append(f"gender:{gender}|age:{bucket}")
+            if gender:
+                candidates.append(f"gender:{gender}")
+            if bucket:
+                candidates.append(f"age:{bucket}")
+        ranked = next((self.cold[key] for key in candidates if key in self.cold), self.artifact["popular"])
+        chosen = [int(c) for c in ranked if int(c) not in exclude][:count]
+        if len(chosen) < count:  # a group list runs short: top up from overall popularity
+            chosen += [int(c) for c in self.artifact["popular"] if int(c) not in exclude and int(c) not in chosen]
+        return [self.movies[c] for c in chosen[:count]]
+
+
+class ModelStore:
+    """The version one pool serves in this process."""
+
+    def __init__(self, pool: str) -> None:
+        self.pool = pool
+        self.current: ServingModel | None = None
+        self._lock = threading.Lock()
+
+    def wanted(self) -> ModelVersion | None:
+        """The version this pool should serve: stable, or for the canary pool the version in
+        canary (or stable, when the canary pool runs on its own servers with no canary)."""
+        if self.pool == "canary":
+            canary = ModelVersion.objects.filter(status=ModelVersion.Status.CANARY).order_by("-version").first()
+            if canary is not None or settings.RELEASE_MODE == "embedded":
+                return canary
+        return ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).order_by("-version").first()
+
+    def refresh(self) -> ServingModel | None:
+        """Load the wanted version if it is not the one held; keep the old one if loading fails."""
+        with self._lock:
+            try:
+                wanted = self.wanted()
+            except DatabaseError:
+                logger.warning("could not ask the registry which version to serve; keeping v%s", self._held())
+                return self.current
+            if wanted is None:
+                if self.pool == "canary" and settings.RELEASE_MODE == "embedded":
+                    self._set(None)  # the canary ended: free its memory
+                return self.current
+            if self.current is not None and self.current.version_id == wanted.pk:
+                return self.current
+            try:
+                started = time.perf_counter()
+                loaded = ServingModel.load(wanted)
+            except ArtifactError as error:
+                LOAD_FAILURES.labels(pool=self.pool).inc()
+                logger.error("cannot serve v%s: %s; keeping v%s", wanted.version, error, self._held())
+                return self.current
+            self._set(loaded)
+            logger.info(
+                "serving v%s in the %s pool (loaded in %.2fs)", loaded.version, self.pool, time.perf_counter() - started
+            )
+            return loaded
+
+    def _set(self, model: ServingModel | None) -> None:
+        self.current = model
+        LOADED_VERSION.labels(pool=self.pool).set(model.version if model else 0)
+
+    def _held(self) -> str:
+        return str(self.current.version) if self.current else "none"

@@ -1,0 +1,226 @@
+import re
+
+import pytest
+from django.db import DatabaseError
+from django.urls import reverse
+
+from catalog.models import Movie, Viewer
+from provenance.models import Recommendation
+from provenance.recorder import recorder
+from recommender.models import ModelVersion
+from recommender.services import model_train, model_version_set_status
+from serving.router import router
+from stream.services import stream_ingest_batch
+
+
+@pytest.fixture
+def serving(trained_version):
+    """A worker's view of the world: the store reloaded, the provenance queue empty."""
+    router.reset()
+    recorder.clear()
+    yield trained_version
+    router.reset()
+    recorder.clear()
+
+
+def _known_viewer(version) -> int:
+    return int(router.route(None)[1].artifact["viewers"][0])
+
+
+def _ids(response) -> list[str]:
+    return response.content.decode().split(",")
+
+
+def test_answers_one_plain_text_line_of_at_most_20_existing_distinct_movie_ids(client, serving):
+    response = client.get(f"/recommend/{_known_viewer(serving)}")
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert "\n" not in text
+    ids = text.split(",")
+    assert 0 < len(ids) <= 20
+    assert len(set(ids)) == len(ids)
+    assert set(ids) <= set(Movie.objects.values_list("slug", flat=True))
+
+
+def test_every_answer_carries_model_version_and_request_id_headers(client, serving):
+    response = client.get(f"/recommend/{_known_viewer(serving)}")
+
+    assert response["X-Model-Version"] == str(serving.version)
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-Id"])
+
+
+@pytest.mark.parametrize("query", [{"HTTP_ACCEPT": "application/json"}, {"QUERY_STRING": "format=json"}])
+def test_answers_json_when_asked(client, serving, query):
+    response = client.get(f"/recommend/{_known_viewer(serving)}", **query)
+
+    body = response.json()
+    assert body["model_version"] == serving.version
+    assert body["pool"] == "stable"
+    assert body["request_id"] == response["X-Request-Id"]
+    assert 0 < len(body["items"]) <= 20
+
+
+def test_known_viewers_never_get_what_they_rated_or_finished(client, serving):
+    viewer = _known_viewer(serving)
+    first = _ids(client.get(f"/recommend/{viewer}"))
+    runtime = Movie.objects.get(slug=first[1]).runtime_minutes
+    stream_ingest_batch(
+        lines=[
+            f"2030-01-01T00:00:00,{viewer},GET /rate/{first[0]}=4",
+            f"2030-01-01T00:00:00,{viewer},GET /data/m/{first[1]}/{runtime - 1}.mpg",
+        ]
+    )
+
+    second = _ids(client.get(f"/recommend/{viewer}"))
+
+    assert first[0] not in second
+    assert first[1] not in second
+    rated = set(Movie.objects.filter(ratings__viewer_id=viewer).values_list("slug", flat=True))
+    assert not rated & set(second)
+
+
+def test_a_new_viewer_gets_a_cold_start_list_not_an_error(client, serving):
+    response = client.get("/recommend/2000000000", HTTP_ACCEPT="application/json")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["strategy"] == "cold-start"
+    assert len(body["items"]) == 20
+
+
+def test_cold_start_follows_known_demographics(client, serving):
+    artifact = router.route(None)[1].artifact
+    keys = [str(key) for key in artifact["cold_keys"] if str(key).startswith("gender:")]
+    Viewer.objects.create(id=1999999998, gender="F", age=30)
+    Viewer.objects.create(id=1999999999, gender="M", age=30)
+
+    women = client.get("/recommend/1999999998", HTTP_ACCEPT="application/json").json()["items"]
+    men = client.get("/recommend/1999999999", HTTP_ACCEPT="application/json").json()["items"]
+
+    assert keys  # the model has group lists to choose from
+    assert women != men
+
+
+def test_a_new_viewer_with_history_is_scored_from_it(client, serving):
+    slugs = list(Movie.objects.values_list("slug", flat=True)[:3])
+    stream_ingest_batch(lines=[f"2030-01-01T00:00:00,1999999997,GET /rate/{slug}=5" for slug in slugs])
+
+    body = client.get("/recommend/1999999997", HTTP_ACCEPT="application/json").json()
+
+    assert body["strategy"] == "history"
+    assert not set(slugs) & set(body["items"])
+
+
+@pytest.mark.parametrize(
+    ("user_id", "reason"),
+    [
+        ("abc", "user id 'abc' is not a positive whole number"),
+        ("-1", "user id '-1' is not a positive whole number"),
+        ("1e9", "user id '1e9' is not a positive whole number"),
+        ("0", "user id '0' is not a positive whole number"),
+        ("9999999999", "user id 9999999999 is larger than 2147483647"),
+        ("x" * 400, "user id is too long (400 characters); expected a positive whole number"),
+    ],
+)
+def test_malformed_ids_get_a_400_with_a_one_line_reason(client, serving, user_id, reason):
+    response = client.get(f"/recommend/{user_id}")
+
+    assert response.status_code == 400
+    assert response.content.decode() == reason
+    assert response["X-Model-Version"] == str(serving.version)
+
+
+def test_health_and_readiness(client, serving):
+    assert client.get(reverse("healthz")).content == b"ok"
+    ready = client.get(reverse("readyz"))
+    assert ready.status_code == 200
+    assert ready.content.decode() == f"ready: v{serving.version} (stable)"
+
+
+def test_not_ready_and_503_without_any_model(client, db):
+    router.reset()
+
+    assert client.get(reverse("readyz")).status_code == 503
+    response = client.get("/recommend/5")
+    assert response.status_code == 503
+    assert response.content == b"no model is loaded yet"
+
+
+def test_a_new_stable_version_is_picked_up_without_a_restart(client, serving):
+    viewer = _known_viewer(serving)
+    assert client.get(f"/recommend/{viewer}")["X-Model-Version"] == "1"
+    second = model_train(actor="test")
+    model_version_set_status(version=second, status=ModelVersion.Status.STABLE, reason="test promotion")
+
+    router.refresh()  # what each worker's watcher thread does every SERVING_REFRESH_SECONDS
+
+    assert client.get(f"/recommend/{viewer}")["X-Model-Version"] == "2"
+
+
+def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(client, serving, caplog):
+    viewer = _known_viewer(serving)
+    router.route(None)
+    second = model_train(actor="test")
+    model_version_set_status(version=second, status=ModelVersion.Status.STABLE)
+    second.artifact_file.write_bytes(b"not a model")
+
+    router.refresh()
+
+    assert client.get(f"/recommend/{viewer}")["X-Model-Version"] == "1"
+    assert f"cannot serve v2: model artifact {second.artifact_file} is corrupt" in caplog.text
+
+
+def test_every_answered_request_has_exactly_one_provenance_row(client, serving):
+    viewer = _known_viewer(serving)
+    responses = [client.get(f"/recommend/{viewer}") for _ in range(5)] + [client.get("/recommend/bad")]
+
+    recorder.flush()
+
+    rows = Recommendation.objects.order_by("served_at")
+    assert rows.count() == 5
+    ok = [response for response in responses if response.status_code == 200]
+    assert [row.request_id for row in rows] == [response["X-Request-Id"] for response in ok]
+    row = rows.first()
+    assert row.model_version_id == serving.pk
+    assert row.items == ok[0].content.decode()
+    assert (row.viewer_id, row.pool, row.status, row.strategy) == (viewer, "stable", 200, "personalized")
+    assert row.latency_ms > 0
+
+
+def test_answers_from_the_model_alone_when_the_database_is_away(client, serving, monkeypatch):
+    viewer = _known_viewer(serving)
+
+    def broken(viewer_id):
+        raise DatabaseError("connection refused")
+
+    monkeypatch.setattr("serving.services.viewer_state", broken)
+
+    body = client.get(f"/recommend/{viewer}", HTTP_ACCEPT="application/json").json()
+
+    assert len(body["items"]) == 20
+    recorder.flush()
+    assert Recommendation.objects.get().strategy == "personalized-degraded"
+
+
+def test_openapi_schema_describes_recommend(client, db):
+    schema = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    operation = schema["paths"]["/recommend/{user_id}"]["get"]
+    assert set(operation["responses"]["200"]["content"]) == {"text/plain", "application/json"}
+    assert "400" in operation["responses"]
+
+
+def test_a_failed_answer_is_a_500_that_is_counted_and_recorded(client, serving, monkeypatch):
+    def broken(**kwargs):
+        raise ValueError("index out of range")
+
+    monkeypatch.setattr("serving.api.recommendation_answer", broken)
+
+    response = client.get("/recommend/5")
+
+    assert response.status_code == 500
+    assert response.content.decode().startswith("internal error answering viewer 5 (request ")
+    recorder.flush()
+    assert Recommendation.objects.get().status == 500
