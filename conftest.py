@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
 
 from recommender.models import ModelVersion
+
+if TYPE_CHECKING:
+    from simulator.world import World
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,7 +35,7 @@ def files(settings, tmp_path):
 
 
 @cache
-def _small_world() -> tuple[object, list[bytes]]:
+def _small_world() -> tuple[World, list[bytes]]:
     from simulator.world import World
 
     world = World.generate(seed=3, viewers=100, movies=60)

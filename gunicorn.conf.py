@@ -45,4 +45,5 @@ def worker_exit(server: Any, worker: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    # prometheus_client's multiprocess helpers carry no annotations.
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

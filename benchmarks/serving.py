@@ -47,7 +47,7 @@ def _get(path: str, timeout: float = 10.0) -> tuple[int, bytes]:
         connection.close()
 
 
-def _start_server(env: dict[str, str], urlconf: str | None = None) -> subprocess.Popen:
+def _start_server(env: dict[str, str], urlconf: str | None = None) -> subprocess.Popen[bytes]:
     server_env = {**env, "PORT": str(PORT), "WEB_CONCURRENCY": "2"}
     if urlconf:
         server_env["ROOT_URLCONF"] = urlconf
@@ -73,7 +73,7 @@ def _start_server(env: dict[str, str], urlconf: str | None = None) -> subprocess
     raise SystemExit("the server did not become ready")
 
 
-def _stop_server(process: subprocess.Popen) -> None:
+def _stop_server(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
 

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
@@ -38,18 +39,22 @@ from recommender.learning.ranking import top_n  # noqa: E402
 from recommender.learning.rating import SVD_DEFAULTS, surprise_dataset  # noqa: E402
 from recommender.learning.splitting import Interaction  # noqa: E402
 
+Ratings = list[tuple[int, str, int]]
 
-def _load(path: Path) -> tuple[list[Interaction], dict[int, tuple[int | None, str, str]], list[str], list[tuple]]:
+
+def _load(path: Path) -> tuple[list[Interaction], dict[int, tuple[int | None, str, str]], list[str], Ratings]:
     layout = movielens.detect(path)
     slugs = {row.source_id: row.slug for row in movielens.read_movies(path, layout)}
-    viewers = {row.id: (row.age, row.gender, row.occupation) for row in movielens.read_viewers(path, layout)}
+    viewers: dict[int, tuple[int | None, str, str]] = {
+        row.id: (row.age, row.gender, row.occupation) for row in movielens.read_viewers(path, layout)
+    }
     ratings = [(r.viewer_id, slugs[r.movie_source_id], r.score) for r in movielens.read_ratings(path, layout)]
     latest = {(viewer, movie): score for viewer, movie, score in ratings}
     interactions = [Interaction(viewer, movie, score) for (viewer, movie), score in latest.items()]
     return interactions, viewers, sorted(set(slugs.values())), ratings
 
 
-def _cv_rmse(ratings: list[tuple], params: dict, folds: int) -> float:
+def _cv_rmse(ratings: Ratings, params: dict[str, Any], folds: int) -> float:
     with surprise_dataset(ratings) as data:
         result = cross_validate(SVD(**params, random_state=0), data, measures=["rmse"], cv=folds, verbose=False)
     return float(np.mean(result["test_rmse"]))
@@ -69,7 +74,7 @@ def _svd_as_ranker(models: TrainedModels) -> dict[str, float]:
     return ranking_metrics(top, models.relevant)
 
 
-def _row(name: str, metrics: dict, seconds: float) -> str:
+def _row(name: str, metrics: dict[str, Any], seconds: float) -> str:
     figures = "  ".join(
         f"{metrics.get(f'{kind}@{k}', float('nan')):.4f}"
         for k in RANK_CUTOFFS

@@ -1,15 +1,27 @@
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django_stubs_ext import WithAnnotations
 
 from catalog.models import Movie, Rating, Viewer, Watch
 from core.admin_kit import ReadOnlyAdmin, admin_link
 
 
+class _MovieCounts(TypedDict):
+    rating_count: int
+    watch_count: int
+
+
+class _ViewerCounts(TypedDict):
+    rating_count: int
+
+
 @admin.register(Movie)
-class MovieAdmin(admin.ModelAdmin):
+class MovieAdmin(admin.ModelAdmin[Movie]):
     list_display = ["slug", "title", "year", "genre_list", "rating_count", "watch_count"]
     search_fields = ["slug", "title"]
     list_filter = ["year"]
@@ -27,16 +39,16 @@ class MovieAdmin(admin.ModelAdmin):
         return ", ".join(movie.genres)
 
     @admin.display(ordering="rating_count", description="ratings")
-    def rating_count(self, movie: Movie) -> int:
-        return movie.rating_count  # type: ignore[attr-defined]
+    def rating_count(self, movie: WithAnnotations[Movie, _MovieCounts]) -> int:
+        return movie.rating_count
 
     @admin.display(ordering="watch_count", description="watched by")
-    def watch_count(self, movie: Movie) -> int:
-        return movie.watch_count  # type: ignore[attr-defined]
+    def watch_count(self, movie: WithAnnotations[Movie, _MovieCounts]) -> int:
+        return movie.watch_count
 
 
 @admin.register(Viewer)
-class ViewerAdmin(admin.ModelAdmin):
+class ViewerAdmin(admin.ModelAdmin[Viewer]):
     list_display = ["id", "age", "gender", "occupation", "rating_count", "created_at"]
     list_filter = ["gender", "occupation"]
     search_fields = ["id"]
@@ -46,8 +58,8 @@ class ViewerAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(rating_count=Count("ratings"))
 
     @admin.display(ordering="rating_count", description="ratings")
-    def rating_count(self, viewer: Viewer) -> int:
-        return viewer.rating_count  # type: ignore[attr-defined]
+    def rating_count(self, viewer: WithAnnotations[Viewer, _ViewerCounts]) -> int:
+        return viewer.rating_count
 
 
 class ViewerMovieAdmin(ReadOnlyAdmin):

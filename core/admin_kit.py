@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     """For audit data written only by recsite itself (the stream, measurements): look, don't touch."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -24,14 +24,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline[Any, Any]):
     """Audit rows shown under their parent (status changes, release events, checks)."""
 
     extra = 0
     can_delete = False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return list(self.fields or [])
+        return [field for field in self.fields or [] if isinstance(field, str)]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -50,10 +50,10 @@ class RangeFilter(admin.SimpleListFilter):
     field: str
     buckets: list[tuple[str, str, float | None, float | None]]
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [(key, label) for key, label, _, _ in self.buckets]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         for key, _, low, high in self.buckets:
             if self.value() == key:
                 if low is not None:

@@ -19,7 +19,7 @@ def bulk_upsert(
     per batch on every backend."""
     # MySQL's ON DUPLICATE KEY UPDATE takes no conflict target; SQLite's ON CONFLICT needs one.
     target = unique_fields if connection.features.supports_update_conflicts_with_target else None
-    model.objects.bulk_create(
+    model._default_manager.bulk_create(
         rows, update_conflicts=True, unique_fields=target, update_fields=update_fields, batch_size=batch_size
     )
 

@@ -57,7 +57,6 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-Id", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else new_id()
-        request.request_id = request_id  # type: ignore[attr-defined]
         with log_context(request_id=request_id):
             response = self.get_response(request)
         response["X-Request-Id"] = request_id

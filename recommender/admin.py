@@ -1,38 +1,45 @@
 from __future__ import annotations
 
 import json
+from typing import Any, TypedDict
 
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
+from django_stubs_ext import WithAnnotations
 
 from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.selectors import model_version_stable_at
 
 
+class _SnapshotCounts(TypedDict):
+    model_count: int
+
+
 class ServingFilter(admin.SimpleListFilter):
     title = "lifecycle"
     parameter_name = "lifecycle"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [
             ("serving", "serving (stable or canary)"),
             ("waiting", "candidates"),
             ("out", "retired, rejected, failed"),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> QuerySet[ModelVersion]:
         groups = {
             "serving": [ModelVersion.Status.STABLE, ModelVersion.Status.CANARY],
             "waiting": [ModelVersion.Status.CANDIDATE, ModelVersion.Status.TRAINING],
             "out": [ModelVersion.Status.RETIRED, ModelVersion.Status.REJECTED, ModelVersion.Status.FAILED],
         }
-        return queryset.filter(status__in=groups[self.value()]) if self.value() in groups else queryset
+        value = self.value()
+        return queryset.filter(status__in=groups[value]) if value in groups else queryset
 
 
 class StatusChangeInline(ReadOnlyInline):
@@ -68,7 +75,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     exclude = ["metrics", "group_metrics", "gate", "params"]
     readonly_fields = ["pretty_gate", "pretty_metrics", "group_table", "pretty_params"]
 
-    def get_urls(self) -> list:
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "served-at/", self.admin_site.admin_view(self.served_at_view), name="recommender_modelversion_served_at"
@@ -170,12 +177,13 @@ class DataSnapshotAdmin(ReadOnlyAdmin):
     search_fields = ["content_hash", "dvc_md5"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DataSnapshot]:
-        return super().get_queryset(request).annotate(model_count=Count("model_versions"))
+        queryset: QuerySet[DataSnapshot] = super().get_queryset(request)
+        return queryset.annotate(model_count=Count("model_versions"))
 
     @admin.display(ordering="content_hash", description="content hash")
     def short_hash(self, snapshot: DataSnapshot) -> str:
         return snapshot.content_hash[:16]
 
     @admin.display(ordering="model_count", description="models trained")
-    def model_count(self, snapshot: DataSnapshot) -> int:
-        return snapshot.model_count  # type: ignore[attr-defined]
+    def model_count(self, snapshot: WithAnnotations[DataSnapshot, _SnapshotCounts]) -> int:
+        return snapshot.model_count

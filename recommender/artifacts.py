@@ -131,12 +131,12 @@ def rating_arrays(models: TrainedModels) -> dict[str, np.ndarray]:
     for row, viewer in enumerate(index.viewers):
         if trainset.knows_user(inner := _inner(trainset.to_inner_uid, viewer)):
             bu[row] = user_bias[inner] if user_bias is not None else 0.0
-            if k:
+            if k and pu_source is not None:
                 pu[row] = pu_source[inner]
     for column, movie in enumerate(index.movies):
         if trainset.knows_item(inner := _inner(trainset.to_inner_iid, movie)):
             bi[column] = item_bias[inner] if item_bias is not None else 0.0
-            if k:
+            if k and qi_source is not None:
                 qi[column] = qi_source[inner]
     return {
         "rating_mu": np.array(float(trainset.global_mean), dtype=np.float64),
@@ -160,7 +160,7 @@ def artifact_write(path: Path, arrays: dict[str, np.ndarray]) -> tuple[str, int]
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     # Uncompressed: float matrices barely compress, and serving workers load faster without it.
-    np.savez(buffer, **arrays)
+    np.savez(buffer, allow_pickle=False, **arrays)
     data = buffer.getvalue()
     temporary = path.with_suffix(".tmp")
     temporary.write_bytes(data)

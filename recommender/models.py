@@ -112,11 +112,15 @@ class ModelVersion(models.Model):
 
     @property
     def rmse(self) -> float | None:
-        return self.metrics.get("rmse")
+        return self.metric("rmse")
 
     @property
     def ndcg_at_10(self) -> float | None:
-        return self.metrics.get("ndcg@10")
+        return self.metric("ndcg@10")
+
+    def metric(self, name: str) -> float | None:
+        value = self.metrics.get(name)
+        return None if value is None else float(value)
 
     @property
     def gate_passed(self) -> bool:

@@ -108,17 +108,17 @@ def _write_files(directory: Path) -> dict[str, object]:
     )
     _write_csv(directory / "ratings.csv", RATING_COLUMNS, ratings)
 
-    interactions: dict[tuple[int, int], list[object]] = {}
+    # (minutes watched, furthest minute, current score or "" when unrated, latest event)
+    interactions: dict[tuple[int, int], tuple[int, int, int | str, datetime]] = {}
     for viewer_id, movie_id, minutes, max_minute, last_seen in Watch.objects.values_list(
         "viewer_id", "movie_id", "minutes_watched", "max_minute", "last_seen_at"
     ).iterator(chunk_size=20_000):
-        interactions[(viewer_id, movie_id)] = [minutes, max_minute, "", last_seen]
+        interactions[(viewer_id, movie_id)] = (minutes, max_minute, "", last_seen)
     for key, (score, rated_at) in current.items():
-        row = interactions.setdefault(key, [0, 0, "", rated_at])
-        row[2] = score
-        row[3] = max(row[3], rated_at)  # type: ignore[type-var]
+        minutes, max_minute, _, last = interactions.get(key, (0, 0, "", rated_at))
+        interactions[key] = (minutes, max_minute, score, max(last, rated_at))
     interaction_rows = sorted(
-        (viewer_id, slugs[movie_id], minutes, max_minute, score, int(last.timestamp()))  # type: ignore[attr-defined]
+        (viewer_id, slugs[movie_id], minutes, max_minute, score, int(last.timestamp()))
         for (viewer_id, movie_id), (minutes, max_minute, score, last) in interactions.items()
     )
     _write_csv(directory / "interactions.csv", INTERACTION_COLUMNS, interaction_rows)

@@ -9,9 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from rest_framework import fields, serializers
 
 from core.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str, env_url
+
+# Lets the code write ModelAdmin[Movie] and DRF's Field[...] at run time, as mypy reads them.
+django_stubs_ext.monkeypatch(extra_classes=[fields.Field, serializers.BaseSerializer])
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -103,7 +108,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     # A fresh checkout has no var/ yet, and SQLite won't create the directory itself.
-    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    Path(str(_db["NAME"])).parent.mkdir(parents=True, exist_ok=True)
 else:
     _db["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
     _db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
@@ -187,7 +192,7 @@ Q_CLUSTER = {
 }
 
 # --- APIs ------------------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,

@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 
 from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from recommender.admin import ModelVersionAdmin
@@ -41,7 +41,7 @@ class ReleaseAdmin(ReadOnlyAdmin):
     inlines = [EventInline, AnalysisInline]
     change_form_template = "admin/releases/release/change_form.html"
 
-    def get_urls(self) -> list:
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<int:pk>/decide/<str:action>/",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -30,7 +32,7 @@ def release_start(
     steps: list[int] | None = None,
     interval_seconds: int = Release.DEFAULT_INTERVAL_SECONDS,
     min_step_seconds: int = Release.DEFAULT_MIN_STEP_SECONDS,
-    thresholds: dict[str, object] | None = None,
+    thresholds: Mapping[str, object] | None = None,
     actor: str = "",
 ) -> Release:
     """Put ``candidate`` on the canary pool at the first step's weight."""
@@ -225,7 +227,7 @@ def _finish(release: Release, *, state: str, weight: int, actor: str, reason: st
 
 
 def _figures(run: AnalysisRun) -> str:
-    def line(pool: str, figures: dict | None) -> str:
+    def line(pool: str, figures: dict[str, Any] | None) -> str:
         if not figures:
             return f"{pool}: no data"
         return (

@@ -6,6 +6,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -47,7 +49,7 @@ class PlainTextRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(
-        self, data: object, accepted_media_type: str | None = None, renderer_context: dict | None = None
+        self, data: object, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
     ) -> bytes:
         if isinstance(data, dict) and "items" in data:
             return ",".join(data["items"]).encode()
@@ -56,7 +58,7 @@ class PlainTextRenderer(BaseRenderer):
         return str(data).replace("\n", " ").encode()
 
 
-class ViewerIdField(serializers.Field):
+class ViewerIdField(serializers.Field[int, str, int, int]):
     """The platform's user id: a positive whole number that fits the viewer table.
 
     A single field rather than a Serializer: a Serializer deep-copies its fields on every
@@ -82,7 +84,7 @@ class ViewerIdField(serializers.Field):
 VIEWER_ID = ViewerIdField()
 
 
-class RecommendationSerializer(serializers.Serializer):
+class RecommendationSerializer(serializers.Serializer[dict[str, object]]):
     items = serializers.ListField(child=serializers.CharField(), help_text="movie ids, best first")
     model_version = serializers.IntegerField(allow_null=True)
     pool = serializers.CharField()
@@ -94,8 +96,8 @@ class RecommendView(APIView):
     """Up to 20 movie ids for a viewer, best first."""
 
     renderer_classes = [PlainTextRenderer, JSONRenderer]
-    authentication_classes: list = []
-    permission_classes: list = []
+    authentication_classes = ()
+    permission_classes = ()
 
     @extend_schema(
         parameters=[OpenApiParameter("user_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
@@ -114,7 +116,11 @@ class RecommendView(APIView):
             viewer_id = VIEWER_ID.run_validation(user_id)
         except serializers.ValidationError as invalid:
             pool, model = router.route(None)
-            error = str(invalid.detail[0])
+            error = (
+                " ".join(str(detail) for detail in invalid.detail)
+                if isinstance(invalid.detail, list)
+                else str(invalid.detail)
+            )
             return self._finish(Response({"detail": error}, status=400), started, pool, model)
         pool, model = router.route(viewer_id)
         if model is None:

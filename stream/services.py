@@ -94,11 +94,12 @@ def stream_ingest_batch(
             continue
         result.by_kind[item.kind] += 1
 
+    events: list[WatchEvent | RateEvent | RecommendationEvent] = [*watches, *rates, *recommendations]
     with transaction.atomic():
-        new_viewers = _ensure_viewers(
-            {event.viewer_id for event in (*watches, *rates, *recommendations)} - known.viewers
+        new_viewers = _ensure_viewers({event.viewer_id for event in events} - known.viewers)
+        new_movies = _ensure_movies(
+            ({event.movie for event in watches} | {event.movie for event in rates}) - known.movies.keys()
         )
-        new_movies = _ensure_movies({event.movie for event in (*watches, *rates)} - known.movies.keys())
         movie_ids = {**known.movies, **new_movies}
         _store_ratings(rates, movie_ids)
         _store_watches(watches, movie_ids)

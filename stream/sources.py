@@ -138,7 +138,7 @@ class KafkaSource:
         self.name = f"kafka://{bootstrap}/{topic}"
         self.topic = topic
         self._lag_reported_at = 0.0
-        self.total = None
+        self.total: int | None = None
         self.done = 0
         try:
             self._consumer = KafkaConsumer(

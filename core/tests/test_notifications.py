@@ -12,7 +12,7 @@ from core.notifications import notification_send
 @pytest.fixture
 def webhook():
     """A real HTTP server on loopback standing where Slack would."""
-    received: list[dict] = []
+    received: list[dict[str, object]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):

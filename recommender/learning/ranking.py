@@ -43,7 +43,8 @@ def train_ease(x: np.ndarray, *, l2: float) -> np.ndarray:
     inverse = np.linalg.inv(gram)
     weights = -inverse / np.diag(inverse)
     weights[np.diag_indices_from(weights)] = 0.0
-    return weights.astype(np.float32)
+    result: np.ndarray = weights.astype(np.float32)
+    return result
 
 
 def train_itemknn(x: np.ndarray, *, neighbours: int) -> np.ndarray:
@@ -54,7 +55,8 @@ def train_itemknn(x: np.ndarray, *, neighbours: int) -> np.ndarray:
     if neighbours < similarity.shape[0]:
         cutoff = np.partition(similarity, -neighbours, axis=0)[-neighbours]
         similarity[similarity < cutoff[None, :]] = 0.0
-    return similarity.astype(np.float32)
+    result: np.ndarray = similarity.astype(np.float32)
+    return result
 
 
 def _no_weights(x: np.ndarray) -> None:
@@ -64,7 +66,8 @@ def _no_weights(x: np.ndarray) -> None:
 def _item_item_scores(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     if weights is None:
         raise ValueError("an item-item ranker needs its weights")
-    return x @ weights
+    scores: np.ndarray = x @ weights
+    return scores
 
 
 def _popularity_scores(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:

@@ -27,6 +27,8 @@ def test_snapshot_writes_files_and_tracks_them_with_dvc(watched_world):
     assert snapshot.dvc_md5 in dvc_file.read_text()
     # DVC pushed the directory's content to the remote, addressed by its md5.
     assert any(path.name == snapshot.dvc_md5[2:] for path in Path(settings.DVC_REMOTE).rglob("*"))
+    assert snapshot.window_start is not None
+    assert snapshot.window_end is not None
     assert snapshot.window_start < snapshot.window_end
 
 

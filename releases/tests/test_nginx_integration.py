@@ -34,7 +34,7 @@ GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
 def _wait(url: str, seconds: float = 120) -> None:
@@ -60,8 +60,8 @@ class Stack:
         self.nginx_prefix.mkdir()
         (self.nginx_prefix / "logs").mkdir()
         self.nginx_conf = self.nginx_prefix / "nginx.conf"
-        self.pools: dict[str, subprocess.Popen] = {}
-        self.prometheus: subprocess.Popen | None = None
+        self.pools: dict[str, subprocess.Popen[bytes]] = {}
+        self.prometheus: subprocess.Popen[bytes] | None = None
         self.env = {
             **os.environ,
             "VAR_DIR": str(directory),
@@ -163,9 +163,9 @@ class Stack:
         except OSError:
             return 0, ""
 
-    def load(self, *, seconds: float, rate: float = 60) -> Counter:
+    def load(self, *, seconds: float, rate: float = 60) -> Counter[str | int]:
         """Requests through NGINX at ``rate`` per second; counts statuses and pools."""
-        counts: Counter = Counter()
+        counts: Counter[str | int] = Counter()
         lock = threading.Lock()
         stop_at = time.monotonic() + seconds
 
@@ -273,7 +273,7 @@ def test_a_slow_canary_is_aborted_and_traffic_returns_to_stable(stack):
 def test_killing_and_restarting_the_canary_pool_under_load_fails_no_request(stack):
     stack.newest_candidate()
     stack.manage("release", "start", "--steps", "50")
-    results: Counter = Counter()
+    results: Counter[str | int] = Counter()
 
     def under_load() -> None:
         results.update(stack.load(seconds=12, rate=80))

@@ -66,6 +66,7 @@ def test_known_viewers_never_get_what_they_rated_or_finished(client, serving):
     viewer = _known_viewer(serving)
     first = _ids(client.get(f"/recommend/{viewer}"))
     runtime = Movie.objects.get(slug=first[1]).runtime_minutes
+    assert runtime is not None  # the simulator gives every movie a runtime
     stream_ingest_batch(
         lines=[
             f"2030-01-01T00:00:00,{viewer},GET /rate/{first[0]}=4",

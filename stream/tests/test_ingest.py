@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ MIXED_LINES = [
 ]
 
 
-def _write(path: Path, lines: list[str | bytes]) -> Path:
+def _write(path: Path, lines: Sequence[str | bytes]) -> Path:
     path.write_bytes(b"\n".join(line if isinstance(line, bytes) else line.encode() for line in lines) + b"\n")
     return path
 
@@ -138,7 +139,7 @@ def test_a_database_hiccup_is_retried_and_loses_nothing(monkeypatch):
         return real_ingest(**kwargs)
 
     monkeypatch.setattr(services, "stream_ingest_batch", flaky_ingest)
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr("stream.services.time.sleep", lambda seconds: None)
 
     run = stream_consume(source=IterableSource(MIXED_LINES), batch_size=100)
 
@@ -159,7 +160,7 @@ def test_a_database_that_stays_away_fails_the_run_without_committing(monkeypatch
         raise OperationalError("server has gone away")
 
     monkeypatch.setattr(services, "stream_ingest_batch", broken_ingest)
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr("stream.services.time.sleep", lambda seconds: None)
 
     with pytest.raises(OperationalError):
         stream_consume(source=RecordingSource(MIXED_LINES), retries=2)

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.mysql, pytest.mark.django_db(
 
 def _kill(connection_id: int) -> None:
     db = settings.DATABASES["default"]
-    admin = MySQLdb.connect(host=db["HOST"], port=int(db["PORT"]), user=db["USER"], password=db["PASSWORD"])
+    admin = MySQLdb.connect(host=db["HOST"], port=int(str(db["PORT"])), user=db["USER"], password=db["PASSWORD"])
     admin.cursor().execute(f"KILL CONNECTION {connection_id}")
     admin.close()
 
@@ -27,7 +27,7 @@ def test_ingestion_reconnects_after_the_database_drops_the_connection(monkeypatc
         for viewer in range(1, 41)
         for second in (0, 1)
     ]
-    killed = []
+    killed: list[int] = []
 
     class KillingSource(IterableSource):
         """Kills the consumer's database connection once, after the first batch is stored."""

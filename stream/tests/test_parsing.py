@@ -189,7 +189,9 @@ _stamp = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1
 def test_well_formed_watch_lines_always_parse(stamp, viewer, slug, minute):
     result = parse_line(f"{stamp},{viewer},GET /data/m/{slug}/{minute}.mpg")
 
-    assert result == WatchEvent(at=parse_timestamp(stamp), viewer_id=viewer, movie=slug, minute=minute)
+    at = parse_timestamp(stamp)
+    assert at is not None
+    assert result == WatchEvent(at=at, viewer_id=viewer, movie=slug, minute=minute)
 
 
 @settings(max_examples=300, deadline=None)

@@ -47,6 +47,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         actor = "release command"
+        release: Release | None
         try:
             if options["action"] == "start":
                 steps = self._steps(options["steps"])
@@ -70,6 +71,8 @@ class Command(BaseCommand):
                 RELEASE_DECISIONS[options["action"]](release=release, actor=actor, reason=options["reason"])
         except ReleaseError as error:
             raise CommandError(str(error)) from None
+        if release is None:
+            raise CommandError("no release")
         release.refresh_from_db()
         self.stdout.write(self._status(release))
 
