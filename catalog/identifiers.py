@@ -11,9 +11,9 @@ import re
 MAX_VIEWER_ID = 2_147_483_647  # the viewer table's primary key is a signed 32-bit integer
 SLUG_MAX_LENGTH = 255
 
-# Platform slugs: lower-case words joined by '+', with digits, '-', '_', '.', and '+' doubled
-# where punctuation was dropped. Anything else (spaces, commas, '/', '=') can't be a slug.
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9+_.'&!:-]*$", re.IGNORECASE)
+# Platform slugs: lower-case ASCII words joined by '+', with digits, '-', '_', '.', and '+'
+# doubled where punctuation was dropped. Anything else (spaces, commas, '/', '=') can't be a slug.
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9+_.'&!:-]*$")
 # Articles MovieLens moves to the end of a title ("Shawshank Redemption, The (1994)").
 _TRAILING_ARTICLE = re.compile(r"^(?P<title>.+), (?P<article>The|A|An|Les|La|Le|L'|Il|Das|Der|Die|El|Los|Las)$")
 _NOT_SLUG = re.compile(r"[^a-z0-9 _-]")
@@ -21,7 +21,23 @@ _SLUG_YEAR = re.compile(r"^(?P<title>.*?)\+(?P<year>(18[89]\d|19\d\d|20\d\d|21\d
 
 
 def is_slug(text: str) -> bool:
-    return len(text) <= SLUG_MAX_LENGTH and _SLUG.match(text) is not None
+    return len(text) <= SLUG_MAX_LENGTH and text.isascii() and _SLUG.match(text) is not None
+
+
+def movie_id_fold(text: str) -> str | None:
+    """A movie id as the stream wrote it, in the one form recsite stores: ASCII lower case;
+    ``None`` when it cannot be a movie id.
+
+    The platform writes ids in lower case, yet a client may not (``Chicken+Run+2000``). MariaDB's
+    collation compares ids without case and SQLite with it, so both would disagree about such a
+    line; folding it to lower case here makes every database see the same movie. Non-ASCII
+    letters are refused rather than folded: a collation may equate them with ASCII ones
+    (the long s, U+017F, with ``s``), which is the same disagreement again.
+    """
+    if not text.isascii():
+        return None
+    folded = text.lower()
+    return folded if is_slug(folded) else None
 
 
 def slug_for(title: str, year: int | None) -> str:

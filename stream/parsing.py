@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from catalog.identifiers import MAX_VIEWER_ID, is_slug
+from catalog.identifiers import MAX_VIEWER_ID, movie_id_fold
 
 MAX_MINUTE = 10_000  # longer than any film; the bitmap of minutes stays small
 MAX_RESPONSE_MS = 86_400_000
@@ -150,9 +150,9 @@ def _parse_watch(at: datetime, viewer_id: int, request: str, line: str) -> Parse
     match = _WATCH.match(request)
     if not match:
         return _reject("bad_minute" if request.count("/") == 4 else "bad_movie_id", request[:60], line)
-    slug, minute_text = match["slug"], match["minute"]
-    if not is_slug(slug):
-        return _reject("bad_movie_id", slug[:60], line)
+    slug, minute_text = movie_id_fold(match["slug"]), match["minute"]
+    if slug is None:
+        return _reject("bad_movie_id", match["slug"][:60], line)
     if not minute_text.isascii() or not minute_text.isdigit() or int(minute_text) > MAX_MINUTE:
         return _reject("bad_minute", minute_text[:20], line)
     return WatchEvent(at=at, viewer_id=viewer_id, movie=slug, minute=int(minute_text))
@@ -162,9 +162,9 @@ def _parse_rate(at: datetime, viewer_id: int, request: str, line: str) -> Parsed
     match = _RATE.match(request)
     if not match:
         return _reject("bad_rating", "no '='", line)
-    slug, score_text = match["slug"], match["score"]
-    if not is_slug(slug):
-        return _reject("bad_movie_id", slug[:60], line)
+    slug, score_text = movie_id_fold(match["slug"]), match["score"]
+    if slug is None:
+        return _reject("bad_movie_id", match["slug"][:60], line)
     if score_text not in {"1", "2", "3", "4", "5"}:
         return _reject("bad_rating", score_text[:20], line)
     return RateEvent(at=at, viewer_id=viewer_id, movie=slug, score=int(score_text))
@@ -184,10 +184,10 @@ def _parse_recommendation(at: datetime, viewer_id: int, request: str, line: str)
     results: tuple[str, ...] = ()
     error = ""
     if status == 200:
-        items = tuple(item.strip() for item in result.split(",")) if result else ()
-        if len(items) > MAX_RESULTS or not all(is_slug(item) for item in items):
+        items = tuple(movie_id_fold(item.strip()) for item in result.split(",")) if result else ()
+        if len(items) > MAX_RESULTS or None in items:
             return _reject("bad_result", result[:60], line)
-        results = items
+        results = tuple(item for item in items if item is not None)
     else:
         # Client timeouts (status 0) and server errors carry an exception text, kept as-is.
         error = result

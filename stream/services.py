@@ -5,8 +5,10 @@ ratings are unique on (viewer, movie, time), watches merge minute bitmaps, obser
 recommendations and rejected lines are unique on a hash of their content. A consumer that
 crashes after writing but before committing its Kafka offsets replays the batch harmlessly.
 
-``stream_consume`` drives a source batch by batch, retrying a batch whose write fails (the
-database went away) and committing the source's position only after the batch is stored.
+``stream_consume`` drives a source batch by batch, retrying a batch whose write fails because
+the database went away, splitting one that fails for any other reason until the lines at fault
+are found (they are kept as rejected lines), and committing the source's position only after
+the batch is stored.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -36,6 +38,8 @@ from stream.sources import LineSource
 logger = logging.getLogger(__name__)
 
 RAW_KEEP_CHARS = 2000
+# A line that parsed but that the database refused even alone (see _ingest_resilient).
+UNSTORABLE = "unstorable"
 
 
 @dataclass
@@ -67,6 +71,13 @@ class BatchResult:
     @property
     def rejected(self) -> int:
         return sum(self.by_reason.values())
+
+    def merged(self, other: BatchResult) -> BatchResult:
+        return BatchResult(
+            lines=self.lines + other.lines,
+            by_kind=self.by_kind + other.by_kind,
+            by_reason=self.by_reason + other.by_reason,
+        )
 
 
 def stream_ingest_batch(
@@ -275,7 +286,7 @@ def stream_consume(
         for lines in source.batches(batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds):
             batch_id = new_id()[:12]
             with log_context(batch_id=batch_id):
-                result = _ingest_with_retries(lines=lines, source=source.name, known=known, retries=retries)
+                result = _ingest_resilient(lines=lines, source=source.name, known=known, retries=retries)
                 source.commit()
                 _add_to_run(run, result)
                 logger.debug("batch stored: %d lines, %d rejected", result.lines, result.rejected)
@@ -294,28 +305,83 @@ def stream_consume(
     return run
 
 
+class DatabaseAway(OperationalError):
+    """The database did not answer for the whole retry budget: the consumer stops, uncommitted."""
+
+
+def _ingest_resilient(*, lines: Sequence[bytes | str], source: str, known: KnownIds, retries: int) -> BatchResult:
+    """Store one batch so that no single line can stop ingestion.
+
+    1. Write the batch, retrying while the database is away (``_ingest_with_retries``); if it
+       stays away, raise ``DatabaseAway``: nothing is committed and the batch is read again.
+    2. If the write fails for any other reason (a line the database refuses, a bug), split the
+       batch in halves and store each, down to single lines: a line that still fails is kept as
+       a rejected line (``unstorable``, with the error), and every other line is stored.
+    """
+    try:
+        return _ingest_with_retries(lines=lines, source=source, known=known, retries=retries)
+    except DatabaseAway:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever else failed is about the lines: find them
+        if len(lines) == 1:
+            return _store_unstorable(lines[0], error=error, source=source)
+        logger.warning("a batch of %d lines failed (%s: %s); splitting it", len(lines), type(error).__name__, error)
+        middle = len(lines) // 2
+        first = _ingest_resilient(lines=lines[:middle], source=source, known=known, retries=retries)
+        return first.merged(_ingest_resilient(lines=lines[middle:], source=source, known=known, retries=retries))
+
+
 def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, known: KnownIds, retries: int) -> BatchResult:
+    """Write a batch; retry with back-off while the database does not answer, and once at once
+    when it does (a connection it dropped, a concurrent writer that inserted the same new row
+    first). A failure that repeats while the database answers is the lines' own: raised."""
     delay = 0.5
+    failed_while_answering = 0
     for attempt in range(1, retries + 2):
         started = time.perf_counter()
         try:
             result = stream_ingest_batch(lines=lines, source=source, known=known)
-        except (OperationalError, IntegrityError) as error:
-            # OperationalError: the database went away or a lock timed out. IntegrityError: a
-            # concurrent writer inserted the same new row first. Both succeed on a retry.
+        except (OperationalError, InterfaceError, IntegrityError) as error:
             metrics.BATCH_FAILURES.inc()
+            if database_answers():
+                failed_while_answering += 1
+                if failed_while_answering > 1:
+                    raise
+                logger.warning("batch write failed (%s); retrying once", error)
+                continue
             if attempt > retries:
-                raise
+                raise DatabaseAway(f"the database did not answer after {attempt} attempts: {error}") from error
             logger.warning(
-                "batch write failed (attempt %d of %d), retrying in %.1fs: %s", attempt, retries + 1, delay, error
+                "database unavailable (attempt %d of %d), retrying in %.1fs: %s", attempt, retries + 1, delay, error
             )
-            connection_drop_if_broken()
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
             continue
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
-    raise AssertionError("unreachable")
+    raise DatabaseAway("the database did not answer")
+
+
+def database_answers() -> bool:
+    """Whether the database takes a query now; a connection it dropped is replaced first."""
+    connection_drop_if_broken()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        connection_drop_if_broken()
+        return False
+    return True
+
+
+def _store_unstorable(line: bytes | str, *, error: Exception, source: str) -> BatchResult:
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    detail = f"{type(error).__name__}: {error}"
+    logger.error("a line could not be stored; kept as rejected (%s): %s", detail, text[:200])
+    with transaction.atomic():
+        _store_rejections([Rejection(reason=UNSTORABLE, detail=detail, line=text.rstrip("\r\n"))], source)
+    metrics.LINES_REJECTED.labels(reason=UNSTORABLE).inc()
+    return BatchResult(lines=1, by_reason=Counter({UNSTORABLE: 1}))
 
 
 def _add_to_run(run: IngestRun, result: BatchResult) -> None:

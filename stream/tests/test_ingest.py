@@ -3,12 +3,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError
+from django.db import DataError, OperationalError
 from django.db.models import Sum
 
 from catalog.models import Movie, Rating, Viewer, Watch
 from stream import services
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
+from stream.parsing import Rejection, parse_line
 from stream.services import KnownIds, rejections_total, stream_consume, stream_ingest_batch
 from stream.sources import FileSource, IterableSource
 
@@ -160,9 +161,10 @@ def test_a_database_that_stays_away_fails_the_run_without_committing(monkeypatch
         raise OperationalError("server has gone away")
 
     monkeypatch.setattr(services, "stream_ingest_batch", broken_ingest)
+    monkeypatch.setattr(services, "database_answers", lambda: False)  # the server is gone
     monkeypatch.setattr("stream.services.time.sleep", lambda seconds: None)
 
-    with pytest.raises(OperationalError):
+    with pytest.raises(services.DatabaseAway):
         stream_consume(source=RecordingSource(MIXED_LINES), retries=2)
 
     assert committed == []
@@ -223,3 +225,51 @@ def test_consume_stream_command_names_a_bad_source(source, message):
 def test_consume_stream_command_rejects_unknown_simulator_options():
     with pytest.raises(CommandError, match="unknown simulator option 'colour'"):
         call_command("consume_stream", source="simulator", simulator="colour=blue")
+
+
+POISON = "2023-10-01T12:09:00,77,GET /rate/poison+2000=3"
+
+
+@pytest.mark.django_db
+def test_a_line_the_database_refuses_is_kept_aside_and_the_rest_of_its_batch_commits(monkeypatch):
+    committed = []
+
+    class RecordingSource(IterableSource):
+        def commit(self):
+            committed.append(True)
+
+    real_store = services._store_ratings
+
+    def refusing_store(events, movie_ids):
+        if any(event.movie == "poison+2000" for event in events):
+            raise DataError("Incorrect integer value")  # what a database says of one bad row
+        return real_store(events, movie_ids)
+
+    monkeypatch.setattr(services, "_store_ratings", refusing_store)
+
+    run = stream_consume(source=RecordingSource([*MIXED_LINES, POISON]), batch_size=100)
+
+    assert run.status == IngestRun.Status.FINISHED
+    assert committed == [True]
+    assert Rating.objects.count() == 3  # every other rating of the batch is stored
+    assert Watch.objects.count() == 2
+    kept = RejectedLine.objects.get(reason="unstorable")
+    assert kept.raw == POISON
+    assert kept.detail == "DataError: Incorrect integer value"
+    assert run.rejected == 1 + sum(1 for line in MIXED_LINES if isinstance(parse_line(line), Rejection))
+
+
+@pytest.mark.django_db
+def test_a_movie_id_with_capitals_is_the_same_movie_on_every_database():
+    lines = [
+        "2023-10-01T12:00:00,5,GET /rate/chicken+run+2000=4",
+        "2023-10-01T12:01:00,6,GET /rate/Chicken+Run+2000=4",
+        "2023-10-01T12:02:00,7,GET /data/m/CHICKEN+RUN+2000/3.mpg",
+    ]
+
+    run = stream_consume(source=IterableSource(lines))
+
+    assert run.status == IngestRun.Status.FINISHED
+    assert list(Movie.objects.values_list("slug", flat=True)) == ["chicken+run+2000"]
+    assert Rating.objects.count() == 2
+    assert Watch.objects.get().movie.slug == "chicken+run+2000"

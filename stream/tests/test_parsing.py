@@ -210,3 +210,34 @@ def test_damaging_a_good_line_never_raises(stamp, viewer, slug, score, cut, junk
     result = parse_line(damaged)
 
     assert isinstance(result, Rejection | RateEvent | WatchEvent | RecommendationEvent)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "movie"),
+    [
+        ("GET /rate/Chicken+Run+2000=4", "chicken+run+2000"),
+        ("GET /data/m/CHICKEN+RUN+2000/3.mpg", "chicken+run+2000"),
+    ],
+)
+def test_movie_ids_with_capitals_are_folded_to_the_one_stored_form(request_text, movie):
+    # MariaDB's collation finds "Chicken+Run+2000" equal to "chicken+run+2000"; SQLite would
+    # not. Folding here makes both databases see one movie.
+    result = parse_line(f"2023-10-01T12:00:00,7,{request_text}")
+
+    assert result.movie == movie
+
+
+def test_recommended_ids_with_capitals_are_folded():
+    line = "2023-10-01T12:00:00,7,recommendation request h:8082, status 200, result: Toy+Story+1995, up+2009, 9 ms"
+
+    assert parse_line(line).results == ("toy+story+1995", "up+2009")
+
+
+@pytest.mark.parametrize("slug", ["\u017fhrek+2001", "\u212aing+kong+1933", "am\u00e9lie+2001"])
+def test_movie_ids_with_letters_outside_ascii_are_rejected(slug):
+    # Python folds the long s and the Kelvin sign into [a-z] under IGNORECASE, and a database
+    # collation may equate them with ASCII letters: refused, with the id in the detail.
+    result = parse_line(f"2023-10-01T12:00:00,7,GET /rate/{slug}=4")
+
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.detail) == ("bad_movie_id", slug)
