@@ -98,6 +98,12 @@ class ModelVersion(models.Model):
     canary_weight = models.PositiveSmallIntegerField(
         default=0, help_text="percent of traffic while this version is the canary (set by the release process)"
     )
+    # "stable" or "canary" while the version is either, else NULL. Unique, and NULLs are distinct
+    # on every database, so the database itself holds the registry's invariant: at most one
+    # stable and one canary version, whatever two processes decide at the same moment.
+    serving_slot = models.CharField(max_length=8, null=True, blank=True, unique=True, editable=False)
+
+    SERVING_STATUSES = (Status.STABLE, Status.CANARY)
 
     class Meta:
         ordering = ["-version"]

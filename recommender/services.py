@@ -6,6 +6,7 @@ status changes are services of their own because the release process uses them t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from recommender.snapshots import SnapshotData, SnapshotError, snapshot_create, 
 
 class TrainingError(Exception):
     """Training could not produce a model (bad snapshot, failed fit); the message says why."""
+
+
+class RegistryError(Exception):
+    """A status change that would leave two stable or two canary versions; the message says why."""
 
 
 def model_train(
@@ -213,12 +218,14 @@ def _after_gate(version: ModelVersion, *, actor: str) -> None:
         version=version, status=ModelVersion.Status.CANDIDATE, reason="passed the gate", actor=actor
     )
     if not ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).exists():
-        model_version_set_status(
-            version=version,
-            status=ModelVersion.Status.STABLE,
-            reason="first version of an empty registry",
-            actor=actor,
-        )
+        # Another training may make its version stable a moment sooner: this one stays a candidate.
+        with contextlib.suppress(RegistryError):
+            model_version_set_status(
+                version=version,
+                status=ModelVersion.Status.STABLE,
+                reason="first version of an empty registry",
+                actor=actor,
+            )
     notification_send(
         subject=f"v{version.version} passed the gate ({version.status})", body=model_version_figures(version)
     )
@@ -228,7 +235,11 @@ def _after_gate(version: ModelVersion, *, actor: str) -> None:
 
 
 def model_version_set_status(*, version: ModelVersion, status: str, reason: str = "", actor: str = "") -> ModelVersion:
-    """Move a version to ``status``, recording the change; a new stable retires the old one."""
+    """Move a version to ``status``, recording the change; a new stable retires the old one.
+
+    Raises ``RegistryError`` when another version holds the canary slot (or took the stable one
+    at the same moment): the database's unique ``serving_slot`` refuses the second.
+    """
     with transaction.atomic():
         if status == ModelVersion.Status.STABLE:
             for previous in (
@@ -237,12 +248,21 @@ def model_version_set_status(*, version: ModelVersion, status: str, reason: str 
                 .exclude(pk=version.pk)
             ):
                 old = previous.status
-                previous.status = ModelVersion.Status.RETIRED
-                previous.save(update_fields=["status"])
+                previous.status, previous.serving_slot = ModelVersion.Status.RETIRED, None
+                previous.save(update_fields=["status", "serving_slot"])
                 _status_change(previous, from_status=old, reason=f"replaced by v{version.version}", actor=actor)
-        old = version.status
+        old, old_slot = version.status, version.serving_slot
         version.status = status
-        version.save(update_fields=["status"])
+        version.serving_slot = status if status in ModelVersion.SERVING_STATUSES else None
+        try:
+            with transaction.atomic():
+                version.save(update_fields=["status", "serving_slot"])
+        except IntegrityError:
+            version.status, version.serving_slot = old, old_slot
+            holder = ModelVersion.objects.filter(serving_slot=status).values_list("version", flat=True).first()
+            raise RegistryError(
+                f"v{version.version} cannot become {status}: v{holder or '?'} is {status} already"
+            ) from None
         _status_change(version, from_status=old, reason=reason, actor=actor)
     return version
 

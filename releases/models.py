@@ -47,6 +47,10 @@ class Release(models.Model):
         default=DEFAULT_MIN_STEP_SECONDS, help_text="minimum time on a step before advancing"
     )
     failed_checks = models.PositiveSmallIntegerField(default=0)
+    # True while the release runs, NULL once it ended. Unique (NULLs are distinct on every
+    # database): two releases started at the same moment cannot both run, even where no row
+    # exists yet for a lock to hold (InnoDB under READ COMMITTED takes no gap locks).
+    running = models.BooleanField(null=True, default=True, unique=True, editable=False)
     decided_by = models.CharField(max_length=150, blank=True, help_text="who or what decided the outcome")
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField()

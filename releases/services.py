@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.notifications import notification_send
 from recommender.models import ModelVersion
-from recommender.services import model_version_set_canary_weight, model_version_set_status
-from releases.analysis import Action, Thresholds, Verdict, analysis_verdict, release_next_action
+from recommender.services import RegistryError, model_version_set_canary_weight, model_version_set_status
+from releases.analysis import Action, Measurement, Thresholds, Verdict, analysis_verdict, release_next_action
 from releases.measurement import MeasurementError, measure_pool
 from releases.models import AnalysisRun, Release, ReleaseEvent
 from releases.traffic import traffic_apply
@@ -35,7 +35,12 @@ def release_start(
     thresholds: Mapping[str, object] | None = None,
     actor: str = "",
 ) -> Release:
-    """Put ``candidate`` on the canary pool at the first step's weight."""
+    """Put ``candidate`` on the canary pool at the first step's weight.
+
+    One transaction locks the candidate and re-checks that it is a candidate and that no
+    release runs; the unique ``Release.running`` refuses a second release started at the same
+    moment, which no lock could (there is no row yet to lock).
+    """
     steps = steps or list(Release.DEFAULT_STEPS)
     if any(not 0 < weight < 100 for weight in steps) or steps != sorted(steps):
         raise ReleaseError(f"steps must be increasing weights between 1 and 99 percent, not {steps}")
@@ -48,42 +53,72 @@ def release_start(
             raise ReleaseError(f"{active} is still running: promote, abort or finish it first")
         stable = ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first()
         now = timezone.now()
-        release = Release.objects.create(
-            candidate=candidate,
-            stable=stable,
-            steps=steps,
-            interval_seconds=interval_seconds,
-            min_step_seconds=min_step_seconds,
-            thresholds={**Thresholds().as_dict(), **(thresholds or {})},
-            created_at=now,
-        )
-        model_version_set_status(
-            version=candidate, status=ModelVersion.Status.CANARY, reason=f"canary at {steps[0]}%", actor=actor
-        )
+        try:
+            with transaction.atomic():
+                release = Release.objects.create(
+                    candidate=candidate,
+                    stable=stable,
+                    steps=steps,
+                    interval_seconds=interval_seconds,
+                    min_step_seconds=min_step_seconds,
+                    thresholds={**Thresholds().as_dict(), **(thresholds or {})},
+                    created_at=now,
+                )
+        except IntegrityError:
+            raise ReleaseError(
+                "another release started at the same moment: promote, abort or finish it first"
+            ) from None
+        try:
+            model_version_set_status(
+                version=candidate, status=ModelVersion.Status.CANARY, reason=f"canary at {steps[0]}%", actor=actor
+            )
+        except RegistryError as error:
+            raise ReleaseError(str(error)) from None
         _move(release, state=Release.State.CANARY, weight=steps[0], actor=actor, reason="started")
         release.started_at = release.step_started_at = now
         release.save(update_fields=["started_at", "step_started_at"])
-    notification_send(
-        subject=f"canary started: v{candidate.version} at {steps[0]}%",
-        body=f"{release}, challenging {f'v{stable.version}' if stable else 'no stable version'}; steps {steps}",
-    )
+        _notify_after_commit(
+            subject=f"canary started: v{candidate.version} at {steps[0]}%",
+            body=f"{release}, challenging {f'v{stable.version}' if stable else 'no stable version'}; steps {steps}",
+        )
     return release
 
 
 def release_evaluate(*, release: Release, now: datetime | None = None) -> AnalysisRun | None:
     """Run one check of a canary and act on it (wait, advance, promote or abort).
 
+    1. Measure both pools over the window, outside any transaction: Prometheus may take seconds.
+    2. In one transaction, lock the release and re-check the premise of the measurement (still
+       in canary, same step, same step start); a release a person paused, aborted or promoted
+       meanwhile refuses the result with ``ReleaseError``, and nothing is written.
+    3. Record the check and act on it in that same transaction.
+
     Paused and finished releases are not checked.
     """
     now = now or timezone.now()
+    release.refresh_from_db()
     if release.state != Release.State.CANARY:
         return None
+    premise = (release.state, release.step_index, release.step_started_at)
     window_start = max(now - timedelta(seconds=release.interval_seconds), release.step_started_at or now)
     try:
         stable = measure_pool(pool="stable", start=window_start, end=now)
         canary = measure_pool(pool="canary", start=window_start, end=now)
     except MeasurementError as error:
         raise ReleaseError(str(error)) from error
+    with transaction.atomic():
+        release.refresh_from_db(from_queryset=Release.objects.select_for_update())
+        if (release.state, release.step_index, release.step_started_at) != premise:
+            raise ReleaseError(
+                f"{release} changed while it was being checked (now {release.state}, step {release.step_index + 1}): "
+                "the check's result is discarded"
+            )
+        return _act_on_check(release, now=now, window_start=window_start, stable=stable, canary=canary)
+
+
+def _act_on_check(
+    release: Release, *, now: datetime, window_start: datetime, stable: Measurement, canary: Measurement
+) -> AnalysisRun:
     thresholds = release.analysis_thresholds
     verdict, reasons = analysis_verdict(canary=canary, stable=stable, thresholds=thresholds)
     failed = release.failed_checks + (1 if verdict == Verdict.FAIL else 0)
@@ -130,53 +165,60 @@ def release_evaluate(*, release: Release, now: datetime | None = None) -> Analys
 def release_promote(*, release: Release, actor: str = "", reason: str = "") -> Release:
     """Make the candidate stable (the old stable is retired, its history kept)."""
     return _conclude(
-        release,
-        state=Release.State.PROMOTED,
-        model_status=ModelVersion.Status.STABLE,
-        subject=f"v{release.candidate.version} promoted to stable",
-        actor=actor,
-        reason=reason,
+        release, state=Release.State.PROMOTED, model_status=ModelVersion.Status.STABLE, actor=actor, reason=reason
     )
 
 
 def release_abort(*, release: Release, actor: str = "", reason: str = "") -> Release:
     """Send all traffic back to stable and mark the candidate rejected."""
     return _conclude(
-        release,
-        state=Release.State.ABORTED,
-        model_status=ModelVersion.Status.REJECTED,
-        subject=f"canary of v{release.candidate.version} aborted",
-        actor=actor,
-        reason=reason,
+        release, state=Release.State.ABORTED, model_status=ModelVersion.Status.REJECTED, actor=actor, reason=reason
     )
 
 
-def _conclude(release: Release, *, state: str, model_status: str, subject: str, actor: str, reason: str) -> Release:
+def _conclude(release: Release, *, state: str, model_status: str, actor: str, reason: str) -> Release:
+    """Promote or abort, in one transaction that locks the release, then its candidate, and
+    re-checks both: a release someone else concluded a moment ago is refused, not redone."""
     verb = "promote" if state == Release.State.PROMOTED else "abort"
-    _require(release, Release.State.CANARY, Release.State.PAUSED, Release.State.PENDING, action=verb)
     with transaction.atomic():
-        model_version_set_status(
-            version=release.candidate, status=model_status, reason=f"canary {state}: {reason}", actor=actor
-        )
+        _lock(release, Release.State.CANARY, Release.State.PAUSED, Release.State.PENDING, action=verb)
+        candidate = ModelVersion.objects.select_for_update().get(pk=release.candidate_id)
+        if candidate.status != ModelVersion.Status.CANARY:
+            raise ReleaseError(f"cannot {verb} {release}: v{candidate.version} is {candidate.status}, not in canary")
+        try:
+            model_version_set_status(
+                version=candidate, status=model_status, reason=f"canary {state}: {reason}", actor=actor
+            )
+        except RegistryError as error:
+            raise ReleaseError(f"cannot {verb} {release}: {error}") from None
+        release.candidate = candidate
         weight = 100 if state == Release.State.PROMOTED else 0
         _finish(release, state=state, weight=weight, actor=actor, reason=reason)
-    notification_send(subject=subject, body=f"by {actor or 'someone'}: {reason}")
+        outcome = "promoted to stable" if state == Release.State.PROMOTED else "aborted"
+        _notify_after_commit(
+            subject=f"v{candidate.version} {outcome}"
+            if state == Release.State.PROMOTED
+            else f"canary of v{candidate.version} aborted",
+            body=f"by {actor or 'someone'}: {reason}",
+        )
     return release
 
 
 def release_pause(*, release: Release, actor: str = "", reason: str = "") -> Release:
     """Hold the canary at its weight; checks stop until it is resumed."""
-    _require(release, Release.State.CANARY, action="pause")
-    _move(release, state=Release.State.PAUSED, weight=release.weight, actor=actor, reason=reason or "paused")
+    with transaction.atomic():
+        _lock(release, Release.State.CANARY, action="pause")
+        _move(release, state=Release.State.PAUSED, weight=release.weight, actor=actor, reason=reason or "paused")
     return release
 
 
 def release_resume(*, release: Release, actor: str = "", reason: str = "") -> Release:
-    _require(release, Release.State.PAUSED, action="resume")
-    # The step's clock restarts: a paused canary has not proven itself meanwhile.
-    release.step_started_at = timezone.now()
-    release.save(update_fields=["step_started_at"])
-    _move(release, state=Release.State.CANARY, weight=release.weight, actor=actor, reason=reason or "resumed")
+    with transaction.atomic():
+        _lock(release, Release.State.PAUSED, action="resume")
+        # The step's clock restarts: a paused canary has not proven itself meanwhile.
+        release.step_started_at = timezone.now()
+        release.save(update_fields=["step_started_at"])
+        _move(release, state=Release.State.CANARY, weight=release.weight, actor=actor, reason=reason or "resumed")
     return release
 
 
@@ -193,10 +235,17 @@ def release_active() -> Release | None:
     return Release.objects.filter(state__in=Release.ACTIVE_STATES).select_related("candidate", "stable").first()
 
 
-def _require(release: Release, *states: str, action: str) -> None:
-    release.refresh_from_db()
+def _lock(release: Release, *states: str, action: str) -> None:
+    """Lock the release's row (inside the caller's transaction), reload it and check its state:
+    the decision is taken on the release as it is now, and no other decision can interleave."""
+    release.refresh_from_db(from_queryset=Release.objects.select_for_update())
     if release.state not in states:
         raise ReleaseError(f"cannot {action} {release}: it is {release.state}")
+
+
+def _notify_after_commit(*, subject: str, body: str) -> None:
+    # Once the decision is committed, and never for one that rolled back.
+    transaction.on_commit(lambda: notification_send(subject=subject, body=body))
 
 
 def _move(release: Release, *, state: str, weight: int, actor: str, reason: str) -> None:
@@ -223,7 +272,8 @@ def _move(release: Release, *, state: str, weight: int, actor: str, reason: str)
 def _finish(release: Release, *, state: str, weight: int, actor: str, reason: str) -> None:
     _move(release, state=state, weight=weight, actor=actor, reason=reason)
     release.decided_by, release.reason, release.finished_at = actor[:150], reason, timezone.now()
-    release.save(update_fields=["decided_by", "reason", "finished_at"])
+    release.running = None  # frees the one running-release slot
+    release.save(update_fields=["decided_by", "reason", "finished_at", "running"])
 
 
 def _figures(run: AnalysisRun) -> str:

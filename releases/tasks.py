@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recommender.models import ModelVersion
-from releases.services import release_active, release_evaluate, release_start
+from releases.services import ReleaseError, release_active, release_evaluate, release_start
 
 
 def release_evaluate_active() -> str:
@@ -11,7 +11,11 @@ def release_evaluate_active() -> str:
     release = release_active()
     if release is None:
         return "no release running"
-    run = release_evaluate(release=release)
+    try:
+        run = release_evaluate(release=release)
+    except ReleaseError as error:
+        # A person decided during the check, or Prometheus did not answer: the result says so.
+        return f"{release}: not checked: {error}"
     return f"{release}: {run.verdict} -> {run.action}" if run else f"{release}: not checked ({release.state})"
 
 

@@ -46,8 +46,9 @@ def _serve(pool, version, *, count, latency_ms=5.0, status=200, at=None, viewer=
     )
 
 
-def test_start_puts_the_candidate_on_the_canary_pool(candidate, trained_version):
-    release = release_start(candidate=candidate, steps=[10, 25, 50], actor="ops")
+def test_start_puts_the_candidate_on_the_canary_pool(candidate, trained_version, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # people are told once it is committed
+        release = release_start(candidate=candidate, steps=[10, 25, 50], actor="ops")
 
     candidate.refresh_from_db()
     assert (release.state, release.weight, release.stable) == (Release.State.CANARY, 10, trained_version)
@@ -69,7 +70,7 @@ def test_only_candidates_can_be_released(trained_version):
         release_start(candidate=trained_version)
 
 
-def test_a_healthy_canary_is_promoted_through_its_steps(candidate, trained_version):
+def test_a_healthy_canary_is_promoted_through_its_steps(candidate, trained_version, django_capture_on_commit_callbacks):
     release = release_start(candidate=candidate, steps=[10, 50], interval_seconds=60, min_step_seconds=0)
     _serve("stable", trained_version, count=200)
     _serve("canary", candidate, count=100)
@@ -80,7 +81,8 @@ def test_a_healthy_canary_is_promoted_through_its_steps(candidate, trained_versi
 
     _serve("stable", trained_version, count=200, at=timezone.now() + timedelta(seconds=2))
     _serve("canary", candidate, count=100, at=timezone.now() + timedelta(seconds=2))
-    second = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=3))
+    with django_capture_on_commit_callbacks(execute=True):
+        second = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=3))
 
     release.refresh_from_db()
     candidate.refresh_from_db()
@@ -92,7 +94,9 @@ def test_a_healthy_canary_is_promoted_through_its_steps(candidate, trained_versi
     assert "v2 promoted to stable" in mail.outbox[-1].subject
 
 
-def test_a_slow_canary_is_aborted_after_the_failure_limit(candidate, trained_version):
+def test_a_slow_canary_is_aborted_after_the_failure_limit(
+    candidate, trained_version, django_capture_on_commit_callbacks
+):
     release = release_start(
         candidate=candidate, interval_seconds=60, min_step_seconds=0, thresholds={"failure_limit": 2}
     )
@@ -102,7 +106,8 @@ def test_a_slow_canary_is_aborted_after_the_failure_limit(candidate, trained_ver
     first = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
     release.refresh_from_db()
     assert (first.verdict, first.action, release.state) == ("fail", "wait", "canary")
-    second = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        second = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
 
     release.refresh_from_db()
     candidate.refresh_from_db()
