@@ -44,20 +44,31 @@ def current_request_id() -> str:
     return _context.get().get("request_id", "")
 
 
+def current_caller_request_id() -> str:
+    """The ``X-Request-Id`` the caller sent with the request being handled, or ``""``."""
+    return _context.get().get("caller_request_id", "")
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (the caller's ``X-Request-Id`` when it is sane) and returns it."""
+    """Gives each request an id of its own and returns it in ``X-Request-Id``.
+
+    The id is always made here: a caller's ``X-Request-Id`` is not unique (five answers sent
+    with one id were one provenance row), so it is kept beside ours as ``caller_request_id``
+    when it is sane, for joining with the caller's logs.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else new_id()
-        with log_context(request_id=request_id):
+        request_id = new_id()
+        caller = {"caller_request_id": incoming} if _REQUEST_ID.match(incoming) else {}
+        with log_context(request_id=request_id, **caller):
             response = self.get_response(request)
         response["X-Request-Id"] = request_id
         return response

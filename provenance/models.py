@@ -21,7 +21,10 @@ class Recommendation(models.Model):
         STABLE = "stable"
         CANARY = "canary"
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64, unique=True, help_text="made by recsite for this answer")
+    caller_request_id = models.CharField(
+        max_length=64, blank=True, help_text="the X-Request-Id the caller sent, if any (not unique)"
+    )
     viewer_id = models.PositiveIntegerField(help_text="the platform's user id as requested")
     model_version = models.ForeignKey(
         "recommender.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="recommendations"

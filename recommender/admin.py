@@ -5,6 +5,7 @@ from typing import Any, TypedDict
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -84,7 +85,9 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         ]
 
     def served_at_view(self, request: HttpRequest) -> HttpResponse:
-        """Which version was stable at a moment a person asks about."""
+        """Which version was stable at a moment a person asks about (for those who may view versions)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         form = ServedAtForm(request.GET or None)
         answer = None
         if form.is_valid():

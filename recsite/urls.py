@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 
-from serving.api import RecommendView, healthz, readyz
+from serving.api import RecommendView, SchemaView, healthz, readyz
 
 admin.site.site_header = "recsite operations"
 admin.site.site_title = "recsite"
@@ -13,7 +12,7 @@ urlpatterns = [
     path("recommend/<str:user_id>", RecommendView.as_view(), name="recommend"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
-    path("api/schema", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("api/schema", SchemaView.as_view(), name="openapi-schema"),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
 ]

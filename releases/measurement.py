@@ -74,7 +74,11 @@ def _prometheus_figures(
     """The same figures from the labelled /recommend metrics, through Prometheus' HTTP API."""
     window = f"{max(int((end - start).total_seconds()), 1)}s"
     selector = f'pool="{pool}"'
-    total = _prometheus_scalar(f"sum(increase(recsite_recommend_requests_total{{{selector}}}[{window}]))", end)
+    # Answers are 2xx and 5xx: a 400 refused a malformed id and says nothing of the model, as in
+    # the provenance figures (which record only answers).
+    total = _prometheus_scalar(
+        f'sum(increase(recsite_recommend_requests_total{{{selector},status=~"2..|5.."}}[{window}]))', end
+    )
     if not total:
         return 0, None, None, None
     failed = _prometheus_scalar(

@@ -29,9 +29,13 @@ apt_install() {
   for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
+  # Another apt (an unattended upgrade, a second checkout) may hold the lock: wait for it, up to
+  # ten minutes, instead of failing at once.
+  local wait_for_lock=(-o DPkg::Lock::Timeout=600)
+  as_root apt-get "${wait_for_lock[@]}" update -qq
   # policy-rc.d keeps the package from starting a system-wide server we don't use.
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get "${wait_for_lock[@]}" install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from prometheus_client import Counter, Histogram
 from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -23,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.identifiers import MAX_VIEWER_ID
-from core.logcontext import current_request_id
+from core.logcontext import current_caller_request_id, current_request_id
 from provenance.models import Recommendation
 from provenance.recorder import recorder
 from serving.router import router
@@ -145,8 +147,9 @@ class RecommendView(APIView):
             "request_id": request_id,
         }
         response = self._finish(Response(body), started, pool, model)
-        strategy = answer.strategy + ("-degraded" if answer.degraded else "")
-        self._record(request_id, viewer_id, pool, model, strategy, answer.items, 200, started)
+        if request.method == "GET":  # a HEAD request's body is never seen: nothing was served
+            strategy = answer.strategy + ("-degraded" if answer.degraded else "")
+            self._record(request_id, viewer_id, pool, model, strategy, answer.items, 200, started)
         return response
 
     def _record(
@@ -163,6 +166,7 @@ class RecommendView(APIView):
         recorder.record(
             Recommendation(
                 request_id=request_id,
+                caller_request_id=current_caller_request_id(),
                 viewer_id=viewer_id,
                 model_version_id=model.version_id,
                 pool=pool,
@@ -185,6 +189,24 @@ class RecommendView(APIView):
         return response
 
 
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI description. drf-spectacular writes ``?version=`` into a response header, so a
+    version with a control character (``%00``) made a response gunicorn refused: a 500."""
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        version = request.query_params.get("version")
+        if version is not None and not _SCHEMA_VERSION.match(version):
+            return HttpResponse(
+                "version must be 1 to 32 letters, digits, '.', '_' or '-'", status=400, content_type="text/plain"
+            )
+        # drf-spectacular ships no type information.
+        schema: HttpResponse = super().get(request, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return schema
+
+
+_SCHEMA_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+
 def healthz(request: HttpRequest) -> HttpResponse:
     """The process is up (no database, no model): for liveness checks."""
     return HttpResponse("ok", content_type="text/plain")
@@ -198,8 +220,10 @@ def readyz(request: HttpRequest) -> HttpResponse:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except DatabaseError as error:
-        return HttpResponse(f"not ready: database unavailable ({error})", status=503, content_type="text/plain")
+    except DatabaseError:
+        # The error's text names hosts and users: it goes to the log, not to whoever asks.
+        logger.exception("readiness check: the database did not answer")
+        return HttpResponse("not ready: database unavailable", status=503, content_type="text/plain")
     response = HttpResponse(f"ready: v{model.version} ({pool})", content_type="text/plain")
     response["X-Model-Version"] = str(model.version)
     return response

@@ -76,3 +76,12 @@ def test_model_version_page_shows_gate_metrics_and_groups(superuser_client, trai
     assert b"first version of an empty registry" in response.content
     assert b"&quot;passed&quot;: true" in response.content
     assert b"<td>gender</td>" in response.content
+
+
+def test_the_served_at_page_needs_permission_to_view_model_versions(client, django_user_model, trained_version):
+    staff = django_user_model.objects.create_user("viewer-of-nothing", password="pw", is_staff=True)
+    client.force_login(staff)
+
+    response = client.get(reverse("admin:recommender_modelversion_served_at"))
+
+    assert response.status_code == 403

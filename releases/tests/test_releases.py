@@ -232,3 +232,22 @@ def test_console_buttons_promote_with_permission(client, django_user_model, cand
     page = client.get(reverse("admin:releases_release_change", args=[release.pk]))
     assert page.status_code == 200
     assert b"numbers look good" in page.content
+
+
+def test_the_prometheus_analysis_counts_answers_not_refused_ids(settings, monkeypatch):
+    from releases import measurement
+
+    settings.PROMETHEUS_URL = "http://127.0.0.1:9"
+    queries: list[str] = []
+
+    def scalar(query, at):
+        queries.append(query)
+        return 100.0
+
+    monkeypatch.setattr(measurement, "_prometheus_scalar", scalar)
+
+    requests, *_ = measurement._prometheus_figures(pool="canary", start=timezone.now(), end=timezone.now())
+
+    # A 400 answered a malformed id, not the model: only 2xx and 5xx are answers.
+    assert requests == 100
+    assert 'status=~"2..|5.."' in queries[0]

@@ -225,3 +225,54 @@ def test_a_failed_answer_is_a_500_that_is_counted_and_recorded(client, serving, 
     assert response.content.decode().startswith("internal error answering viewer 5 (request ")
     recorder.flush()
     assert Recommendation.objects.get().status == 500
+
+
+def test_each_answer_gets_its_own_request_id_and_the_callers_is_kept_beside_it(client, serving):
+    viewer = _known_viewer(serving)
+
+    responses = [client.get(f"/recommend/{viewer}", HTTP_X_REQUEST_ID="caller-7") for _ in range(5)]
+    recorder.flush()
+
+    ids = [response["X-Request-Id"] for response in responses]
+    assert len(set(ids)) == 5
+    assert "caller-7" not in ids
+    rows = Recommendation.objects.all()
+    assert sorted(row.request_id for row in rows) == sorted(ids)
+    assert {row.caller_request_id for row in rows} == {"caller-7"}
+
+
+def test_a_head_request_is_answered_but_not_recorded_as_served(client, serving):
+    response = client.head(f"/recommend/{_known_viewer(serving)}")
+    recorder.flush()
+
+    assert response.status_code == 200
+    assert response["X-Model-Version"] == str(serving.version)
+    assert not Recommendation.objects.exists()
+
+
+def test_readiness_does_not_tell_strangers_what_the_database_said(client, serving, monkeypatch):
+    class RefusingDatabase:
+        def cursor(self):
+            raise DatabaseError("(1045, \"Access denied for user 'recsite'@'10.0.0.5'\")")
+
+    monkeypatch.setattr("serving.api.connection", RefusingDatabase())
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.content.decode() == "not ready: database unavailable"
+
+
+@pytest.mark.parametrize("version", ["%00", "a%0Db", "x" * 40])
+def test_a_malformed_schema_version_is_a_400_not_a_broken_header(client, db, version):
+    response = client.get(f"/api/schema?version={version}")
+
+    assert response.status_code == 400
+    assert response.content.decode().startswith("version must be")
+
+
+def test_the_schema_headers_stay_printable(client, db):
+    response = client.get("/api/schema?version=1")
+
+    assert response.status_code == 200
+    assert all(value.isprintable() for _, value in response.items())
