@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,11 @@ graceful_timeout = 20
 accesslog = os.environ.get("ACCESS_LOG") or None
 
 # Each worker is a process with its own metrics; prometheus_client's multiprocess mode adds them
-# up at /metrics. The directory must be set before any worker imports prometheus_client.
-_metrics_dir = Path(os.environ.get("VAR_DIR", Path(__file__).parent / "var")) / "prometheus" / bind.replace(":", "_")
+# up at /metrics. The directory must be set before any worker imports prometheus_client, and be
+# this server's alone: two pools sharing VAR_DIR (compose) each wiped the other's files at start
+# and reported the other's counts. Pool, host and address tell servers apart.
+_server = f"{os.environ.get('SERVING_POOL', 'stable')}-{socket.gethostname()}-{bind.replace(':', '_')}"
+_metrics_dir = Path(os.environ.get("VAR_DIR", Path(__file__).parent / "var")) / "prometheus" / _server
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
 
 

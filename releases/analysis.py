@@ -24,6 +24,7 @@ class Action(StrEnum):
     ADVANCE = "advance"
     PROMOTE = "promote"
     ABORT = "abort"
+    PAUSE = "pause"  # stop and ask a person: the analysis cannot decide
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class Thresholds:
     max_follow_drop: float = 0.05
     min_follow_samples: int = 100
     failure_limit: int = 3
+    # Argo Rollouts' inconclusiveLimit and Flagger's progress deadline: a canary nobody can judge
+    # (no traffic, no data) must not keep its share of the traffic for ever.
+    inconclusive_limit: int = 6
+    max_step_seconds: float = 6 * 3600
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Thresholds:
@@ -109,12 +114,24 @@ def analysis_verdict(
 
 
 def release_next_action(
-    *, verdict: Verdict, failed_checks: int, thresholds: Thresholds, step_done: bool, last_step: bool
+    *,
+    verdict: Verdict,
+    failed_checks: int,
+    thresholds: Thresholds,
+    step_done: bool,
+    last_step: bool,
+    inconclusive_checks: int = 0,
+    step_seconds: float = 0.0,
 ) -> Action:
-    """What the release does after a check. ``failed_checks`` already counts this one;
-    ``step_done``: the step has run for its minimum duration."""
+    """What the release does after a check. ``failed_checks`` already counts this one, and
+    ``inconclusive_checks`` the inconclusive ones in a row up to this one; ``step_done``: the step
+    has run for its minimum duration; ``step_seconds``: how long it has run."""
     if verdict == Verdict.FAIL:
         return Action.ABORT if failed_checks >= thresholds.failure_limit else Action.WAIT
     if verdict == Verdict.PASS and step_done:
         return Action.PROMOTE if last_step else Action.ADVANCE
+    if verdict == Verdict.INCONCLUSIVE and inconclusive_checks >= thresholds.inconclusive_limit:
+        return Action.PAUSE
+    if step_seconds >= thresholds.max_step_seconds:
+        return Action.PAUSE
     return Action.WAIT

@@ -47,6 +47,7 @@ class Release(models.Model):
         default=DEFAULT_MIN_STEP_SECONDS, help_text="minimum time on a step before advancing"
     )
     failed_checks = models.PositiveSmallIntegerField(default=0)
+    inconclusive_checks = models.PositiveSmallIntegerField(default=0, help_text="inconclusive checks in a row")
     # True while the release runs, NULL once it ended. Unique (NULLs are distinct on every
     # database): two releases started at the same moment cannot both run, even where no row
     # exists yet for a lock to hold (InnoDB under READ COMMITTED takes no gap locks).

@@ -85,7 +85,7 @@ def release_start(
 
 
 def release_evaluate(*, release: Release, now: datetime | None = None) -> AnalysisRun | None:
-    """Run one check of a canary and act on it (wait, advance, promote or abort).
+    """Run one check of a canary and act on it (wait, advance, promote, abort, or pause for a person).
 
     1. Measure both pools over the window, outside any transaction: Prometheus may take seconds.
     2. In one transaction, lock the release and re-check the premise of the measurement (still
@@ -122,13 +122,16 @@ def _act_on_check(
     thresholds = release.analysis_thresholds
     verdict, reasons = analysis_verdict(canary=canary, stable=stable, thresholds=thresholds)
     failed = release.failed_checks + (1 if verdict == Verdict.FAIL else 0)
-    step_done = (now - (release.step_started_at or now)).total_seconds() >= release.min_step_seconds
+    inconclusive = release.inconclusive_checks + 1 if verdict == Verdict.INCONCLUSIVE else 0
+    step_seconds = (now - (release.step_started_at or now)).total_seconds()
     action = release_next_action(
         verdict=verdict,
         failed_checks=failed,
         thresholds=thresholds,
-        step_done=step_done,
+        step_done=step_seconds >= release.min_step_seconds,
         last_step=release.is_last_step,
+        inconclusive_checks=inconclusive,
+        step_seconds=step_seconds,
     )
     run = AnalysisRun.objects.create(
         release=release,
@@ -144,8 +147,8 @@ def _act_on_check(
         reasons=reasons,
         action=action,
     )
-    release.failed_checks = failed
-    release.save(update_fields=["failed_checks"])
+    release.failed_checks, release.inconclusive_checks = failed, inconclusive
+    release.save(update_fields=["failed_checks", "inconclusive_checks"])
     figures = _figures(run)
     if action == Action.ABORT:
         release_abort(
@@ -153,6 +156,17 @@ def _act_on_check(
         )
     elif action == Action.PROMOTE:
         release_promote(release=release, actor="analysis", reason=f"every step passed\n{figures}")
+    elif action == Action.PAUSE:
+        why = (
+            f"{inconclusive} inconclusive checks in a row"
+            if inconclusive >= thresholds.inconclusive_limit
+            else f"{step_seconds / 3600:.1f} h on step {release.step_index + 1} without a decision"
+        )
+        _move(release, state=Release.State.PAUSED, weight=release.weight, actor="analysis", reason=f"{why}\n{figures}")
+        _notify_after_commit(
+            subject=f"canary of v{release.candidate.version} paused: the analysis cannot decide",
+            body=f"{why}; the canary keeps {release.weight}% until a person resumes, promotes or aborts it.\n{figures}",
+        )
     elif action == Action.ADVANCE:
         weight = release.steps[release.step_index + 1]
         release.step_index += 1
@@ -216,8 +230,8 @@ def release_resume(*, release: Release, actor: str = "", reason: str = "") -> Re
     with transaction.atomic():
         _lock(release, Release.State.PAUSED, action="resume")
         # The step's clock restarts: a paused canary has not proven itself meanwhile.
-        release.step_started_at = timezone.now()
-        release.save(update_fields=["step_started_at"])
+        release.step_started_at, release.inconclusive_checks = timezone.now(), 0
+        release.save(update_fields=["step_started_at", "inconclusive_checks"])
         _move(release, state=Release.State.CANARY, weight=release.weight, actor=actor, reason=reason or "resumed")
     return release
 

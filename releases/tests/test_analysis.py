@@ -79,3 +79,28 @@ def test_next_action(verdict, failed, step_done, last_step, action):
     )
 
     assert result == action
+
+
+@pytest.mark.parametrize(
+    ("verdict", "inconclusive", "step_seconds", "action"),
+    [
+        (Verdict.INCONCLUSIVE, 5, 60.0, Action.WAIT),  # below the inconclusive limit (6)
+        (Verdict.INCONCLUSIVE, 6, 60.0, Action.PAUSE),  # six in a row: a person must look
+        (Verdict.PASS, 0, 6 * 3600.0, Action.PAUSE),  # passing, yet stuck on its step too long
+        (Verdict.INCONCLUSIVE, 1, 6 * 3600.0, Action.PAUSE),
+        (Verdict.FAIL, 0, 6 * 3600.0, Action.WAIT),  # failing counts toward the abort instead
+        (Verdict.PASS, 0, 6 * 3600.0 - 1, Action.WAIT),
+    ],
+)
+def test_a_canary_nobody_can_judge_pauses(verdict, inconclusive, step_seconds, action):
+    result = release_next_action(
+        verdict=verdict,
+        failed_checks=0 if verdict != Verdict.FAIL else 1,
+        thresholds=Thresholds(),
+        step_done=False,
+        last_step=False,
+        inconclusive_checks=inconclusive,
+        step_seconds=step_seconds,
+    )
+
+    assert result == action

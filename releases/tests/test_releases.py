@@ -251,3 +251,22 @@ def test_the_prometheus_analysis_counts_answers_not_refused_ids(settings, monkey
     # A 400 answered a malformed id, not the model: only 2xx and 5xx are answers.
     assert requests == 100
     assert 'status=~"2..|5.."' in queries[0]
+
+
+def test_a_canary_without_data_pauses_after_the_inconclusive_limit_and_people_are_told(
+    candidate, django_capture_on_commit_callbacks
+):
+    release = release_start(candidate=candidate, steps=[10, 50], thresholds={"inconclusive_limit": 2})
+    # No answers at all: every check is inconclusive.
+
+    first = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        second = release_evaluate(release=release, now=timezone.now() + timedelta(seconds=2))
+
+    release.refresh_from_db()
+    assert (first.verdict, first.action) == ("inconclusive", "wait")
+    assert (second.verdict, second.action) == ("inconclusive", "pause")
+    assert (release.state, release.weight, release.inconclusive_checks) == ("paused", 10, 2)
+    assert "2 inconclusive checks in a row" in release.events.last().reason
+    assert "paused: the analysis cannot decide" in mail.outbox[-1].subject
+    assert release_evaluate(release=release) is None  # a paused release is not checked

@@ -1,0 +1,48 @@
+"""The production stack's configuration agrees with itself (docker compose cannot run here)."""
+
+import runpy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_every_host_prometheus_scrapes_is_an_allowed_host():
+    scrape = yaml.safe_load((ROOT / "infra" / "prometheus" / "prometheus.yml").read_text())
+    web = next(job for job in scrape["scrape_configs"] if job["job_name"] == "recsite-web")
+    hosts = {target.split(":")[0] for config in web["static_configs"] for target in config["targets"]}
+    allowed = _compose()["x-recsite"]["environment"]["ALLOWED_HOSTS"]
+
+    default = allowed.split(":-", 1)[1].rstrip("}").split(",")
+    assert hosts <= set(default)
+
+
+def test_the_stack_creates_its_schedules_when_it_starts():
+    command = " ".join(_compose()["services"]["migrate"]["command"])
+
+    assert "manage.py migrate" in command
+    assert "manage.py setup_schedules" in command
+
+
+def test_prometheus_is_not_published_beyond_this_host():
+    assert _compose()["services"]["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+
+
+def test_each_pool_has_its_own_metrics_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    directories = set()
+    for pool in ("stable", "canary"):
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+        monkeypatch.setenv("SERVING_POOL", pool)
+        config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        directories.add(str(config["_metrics_dir"]))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+    # Same address, same VAR_DIR (as in compose), yet two directories: neither wipes the other.
+    assert len(directories) == 2
