@@ -1,3 +1,4 @@
+import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -273,3 +274,24 @@ def test_a_movie_id_with_capitals_is_the_same_movie_on_every_database():
     assert list(Movie.objects.values_list("slug", flat=True)) == ["chicken+run+2000"]
     assert Rating.objects.count() == 2
     assert Watch.objects.get().movie.slug == "chicken+run+2000"
+
+
+def test_a_huge_line_is_rejected_without_being_read_whole(tmp_path, settings):
+    settings.STREAM_MAX_LINE_BYTES = 1024
+    path = tmp_path / "huge.log"
+    with path.open("wb") as handle:
+        handle.write(MIXED_LINES[0].encode() + b"\n")
+        handle.write(b"2023-10-01T12:00:00,5,GET /rate/" + b"x" * 20_000_000 + b"=4\n")
+        handle.write(MIXED_LINES[1].encode() + b"\n")
+    source = FileSource(str(path))
+
+    tracemalloc.start()
+    lines = [line for batch in source.batches(batch_size=10) for line in batch]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+
+    assert len(lines) == 3
+    assert peak < 1_000_000  # the 20 MB line never was in memory
+    assert parse_line(lines[1], max_length=1024).reason == "too_long"
+    assert lines[2] == MIXED_LINES[1].encode() + b"\n"  # the next line is intact
+    assert source.done == path.stat().st_size
