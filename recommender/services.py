@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from core.locks import LockHeld, named_lock
 from core.notifications import notification_send
 from core.revision import code_revision
 from recommender.artifacts import ArtifactError, artifact_build, artifact_write
@@ -24,6 +26,9 @@ from recommender.learning.pipeline import TrainedModels, train_and_evaluate
 from recommender.learning.splitting import Interaction
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.snapshots import SnapshotData, SnapshotError, snapshot_create, snapshot_load
+
+# A training can run no longer than django-q2's task timeout: a lock older than that is stale.
+TRAINING_LOCK = "training"
 
 
 class TrainingError(Exception):
@@ -46,6 +51,10 @@ def model_train(
 ) -> ModelVersion:
     """Snapshot (or take ``snapshot``), train, evaluate, gate and register one model version.
 
+    One training at a time, across processes and hosts: a second one (the schedule while a person
+    trains) raises ``TrainingError`` naming the one running, and touches nothing. Two at once
+    could delete each other's snapshot directory.
+
     1. Snapshot: take one; one that failed its quality check stops here (nothing trains on it).
     2. Register version N as ``training``, with the code revision.
     3. Fit and evaluate the rating model and the ranker on the snapshot's training split.
@@ -54,6 +63,31 @@ def model_train(
        ``stable`` directly (later ones are for the release process).
     6. Notify people of the outcome: passed with figures, rejected with reasons, failed with the error.
     """
+    try:
+        with named_lock(TRAINING_LOCK, stale_after=timedelta(seconds=settings.Q_TIMEOUT)):
+            return _train(
+                rating_algorithm=rating_algorithm,
+                ranker=ranker,
+                snapshot=snapshot,
+                tune=tune,
+                seed=seed,
+                actor=actor,
+                progress=progress,
+            )
+    except LockHeld as held:
+        raise TrainingError(f"another training is running ({held}); this one did not start") from None
+
+
+def _train(
+    *,
+    rating_algorithm: str | None,
+    ranker: str | None,
+    snapshot: DataSnapshot | None,
+    tune: bool,
+    seed: int | None,
+    actor: str,
+    progress: Callable[[str], None],
+) -> ModelVersion:
     rating_algorithm = rating_algorithm or settings.TRAIN_RATING_ALGORITHM
     ranker = ranker or settings.TRAIN_RANKER
     seed = settings.TRAIN_SEED if seed is None else seed

@@ -205,3 +205,23 @@ def test_a_failing_mail_server_does_not_break_training(watched_world, settings):
 
     assert version.status == ModelVersion.Status.STABLE
     assert REGISTRY.get_sample_value("recsite_notifications_failed_total", {"channel": "email"}) == before + 1
+
+
+def test_a_second_training_while_one_runs_stops_with_a_message_and_touches_nothing(watched_world):
+    from core.locks import lock_acquire
+    from recommender.services import TRAINING_LOCK
+
+    lock_acquire(TRAINING_LOCK, holder="worker-host:812", stale_after=timedelta(hours=1))
+
+    with pytest.raises(TrainingError, match=r"another training is running \(training is held by worker-host:812"):
+        model_train(actor="test")
+
+    assert not ModelVersion.objects.exists()
+    assert not DataSnapshot.objects.exists()
+
+
+def test_trainings_one_after_the_other_both_run(watched_world):
+    first = model_train(actor="test")
+    second = model_train(actor="test")
+
+    assert (first.version, second.version) == (1, 2)

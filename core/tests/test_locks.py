@@ -1,0 +1,65 @@
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from core.locks import LockHeld, lock_acquire, lock_release, named_lock
+
+HOUR = timedelta(hours=1)
+
+
+def test_a_held_lock_refuses_a_second_holder_until_it_is_released(db):
+    assert lock_acquire("job", holder="a", stale_after=HOUR)
+    assert not lock_acquire("job", holder="b", stale_after=HOUR)
+
+    lock_release("job", holder="a")
+
+    assert lock_acquire("job", holder="b", stale_after=HOUR)
+
+
+def test_only_the_holder_releases_a_lock(db):
+    lock_acquire("job", holder="a", stale_after=HOUR)
+
+    lock_release("job", holder="b")
+
+    assert not lock_acquire("job", holder="c", stale_after=HOUR)
+
+
+def test_a_lock_whose_holder_died_is_taken_over_once_stale(db):
+    lock_acquire("job", holder="killed", stale_after=HOUR)
+
+    with time_machine.travel(timezone.now() + HOUR + timedelta(seconds=1)):
+        assert lock_acquire("job", holder="next", stale_after=HOUR)
+
+
+def test_named_lock_says_who_holds_it(db):
+    lock_acquire("job", holder="host-a:41", stale_after=HOUR)
+
+    with pytest.raises(LockHeld, match=r"job is held by host-a:41 since \d{4}-"), named_lock("job", stale_after=HOUR):
+        pass
+
+
+@pytest.mark.mysql
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_taking_the_lock_at_once_get_it_once():
+    barrier = threading.Barrier(8)
+    won: list[str] = []
+
+    def take(name: str) -> None:
+        try:
+            barrier.wait(timeout=30)
+            if lock_acquire("job", holder=name, stale_after=HOUR):
+                won.append(name)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=take, args=(f"t{number}",)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(won) == 1
