@@ -65,6 +65,7 @@ class IngestRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running"
         FINISHED = "finished"
+        STOPPED = "stopped"  # asked to stop (SIGTERM): what it stored is committed
         FAILED = "failed"
 
     source = models.CharField(max_length=300)

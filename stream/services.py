@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -264,6 +265,30 @@ def rejections_total() -> int:
 # --- Driving a source ----------------------------------------------------------------------
 
 
+class StopRequested(Exception):
+    """The consumer was asked to stop (SIGTERM, SIGINT) while it waited for input."""
+
+
+class ConsumerStop:
+    """A stop request from a signal, honoured where no batch is lost.
+
+    Install ``handle`` as the signal handler. While a batch is being written and committed
+    (``busy``) it only notes the request, and the consumer stops after that batch; while the
+    consumer waits for input (a blocking read, a Kafka poll) it raises ``StopRequested`` at once,
+    since nothing is in flight: lines read but not yet written were not committed either, and are
+    read again by the next consumer.
+    """
+
+    def __init__(self) -> None:
+        self.requested = ""
+        self.busy = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.requested = signal.Signals(signum).name
+        if not self.busy:
+            raise StopRequested(f"stopped by {self.requested}")
+
+
 def stream_consume(
     *,
     source: LineSource,
@@ -272,26 +297,36 @@ def stream_consume(
     batch_size: int | None = None,
     retries: int = 5,
     on_batch: Callable[[IngestRun, BatchResult], None] | None = None,
+    stop: ConsumerStop | None = None,
 ) -> IngestRun:
-    """Ingest ``source`` until it ends, ``max_events`` lines are read, or it is idle that long.
+    """Ingest ``source`` until it ends, ``max_events`` lines are read, it is idle that long, or
+    ``stop`` is requested (the run is then recorded as stopped, with what it stored).
 
     1. Read a batch from the source.
     2. Write it (``stream_ingest_batch``), retrying with back-off if the database is away.
     3. Only then tell the source the batch is done (Kafka commits its offsets here).
     """
     batch_size = batch_size or settings.STREAM_BATCH_SIZE
+    stop = stop or ConsumerStop()
     run = IngestRun.objects.create(source=source.name, started_at=timezone.now())
     known = KnownIds()
     try:
         for lines in source.batches(batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds):
             batch_id = new_id()[:12]
+            stop.busy = True
             with log_context(batch_id=batch_id):
                 result = _ingest_resilient(lines=lines, source=source.name, known=known, retries=retries)
                 source.commit()
                 _add_to_run(run, result)
                 logger.debug("batch stored: %d lines, %d rejected", result.lines, result.rejected)
+            stop.busy = False
             if on_batch:
                 on_batch(run, result)
+            if stop.requested:
+                raise StopRequested(f"stopped by {stop.requested}")
+    except StopRequested as stopped:
+        run.status, run.error = IngestRun.Status.STOPPED, str(stopped)
+        logger.info("%s after %s lines", stopped, f"{run.lines:,}")
     except BaseException as error:
         run.status = IngestRun.Status.FAILED
         run.error = f"{type(error).__name__}: {error}"[:2000]

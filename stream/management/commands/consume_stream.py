@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from prometheus_client import start_http_server
 from core.progress import progress_bar
 from simulator.services import SimulatorOptions, simulator_events, simulator_world
 from stream.models import IngestRun
-from stream.services import BatchResult, stream_consume
+from stream.services import BatchResult, ConsumerStop, stream_consume
 from stream.sources import SourceError, source_open
 
 
@@ -59,14 +60,16 @@ class Command(BaseCommand):
                 bar.update(source.done - bar.n)
                 bar.set_postfix(lines=run.lines, rejected=run.rejected, refresh=False)
 
-            try:
-                run = stream_consume(
-                    source=source,
-                    max_events=options["max_events"],
-                    idle_seconds=options["idle_seconds"],
-                    batch_size=options["batch_size"],
-                    on_batch=on_batch,
-                )
-            except KeyboardInterrupt:
-                raise CommandError("interrupted; every stored batch was committed, the rest will be re-read") from None
+            # docker stop sends SIGTERM, Ctrl-C SIGINT: both end the run cleanly (see ConsumerStop).
+            stop = ConsumerStop()
+            signal.signal(signal.SIGTERM, stop.handle)
+            signal.signal(signal.SIGINT, stop.handle)
+            run = stream_consume(
+                source=source,
+                max_events=options["max_events"],
+                idle_seconds=options["idle_seconds"],
+                batch_size=options["batch_size"],
+                on_batch=on_batch,
+                stop=stop,
+            )
         self.stdout.write(run.summary())
