@@ -11,7 +11,9 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 python manage.py collectstatic --no-input -v 0
+# A throwaway key for the build step alone: no key is baked into the image.
+RUN SECRET_KEY=build-only VAR_DIR=/tmp/build DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+    python manage.py collectstatic --no-input -v 0 && rm -rf /tmp/build
 
 ENV LOG_FORMAT=json VAR_DIR=/var/lib/recsite
 EXPOSE 8082

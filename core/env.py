@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
 
 Number = TypeVar("Number", int, float)
 _TRUE = {"1", "true", "yes", "on"}
@@ -89,3 +90,28 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     if value and value.split("://", 1)[0].lower() not in schemes:
         raise ImproperlyConfigured(f"{name}={value!r} must start with one of: {', '.join(s + '://' for s in schemes)}")
     return value
+
+
+def env_secret_key(name: str, *, path: Path, required: bool) -> str:
+    """The variable's value; or, unless ``required``, a key generated once and kept in ``path``
+    (created readable by its owner only, and refused if others can read it)."""
+    value = env_str(name, "")
+    if value:
+        return value
+    if required:
+        raise ImproperlyConfigured(f"{name} must be set (REQUIRE_SECRET_KEY is on)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: of two processes starting at once, one writes the key and the other reads it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            raise ImproperlyConfigured(f"{path} holds the secret key and must be readable by its owner only") from None
+        key = path.read_text().strip()
+        if not key:
+            raise ImproperlyConfigured(f"{path} is empty: remove it to have a new secret key generated") from None
+        return key
+    key = get_random_secret_key()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key

@@ -10,10 +10,19 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
-from django.core.exceptions import ImproperlyConfigured
 from rest_framework import fields, serializers
 
-from core.env import env_bool, env_choice, env_float, env_int, env_list, env_path, env_str, env_url
+from core.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_secret_key,
+    env_str,
+    env_url,
+)
 
 # Lets the code write ModelAdmin[Movie] and DRF's Field[...] at run time, as mypy reads them.
 django_stubs_ext.monkeypatch(extra_classes=[fields.Field, serializers.BaseSerializer])
@@ -21,10 +30,6 @@ django_stubs_ext.monkeypatch(extra_classes=[fields.Field, serializers.BaseSerial
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-# A fixed development key keeps a fresh checkout running; production must set its own.
-SECRET_KEY = env_str("SECRET_KEY", "recsite-insecure-development-key-change-me")
-if not DEBUG and SECRET_KEY.startswith("recsite-insecure") and env_bool("REQUIRE_SECRET_KEY", False):
-    raise ImproperlyConfigured("SECRET_KEY must be set when REQUIRE_SECRET_KEY is on")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -32,6 +37,11 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
 DATA_DIR = env_path("DATA_DIR", VAR_DIR / "data")
 MODEL_DIR = env_path("MODEL_DIR", VAR_DIR / "models")
+
+# No server runs on a key anyone can read in the repository: SECRET_KEY, or (a laptop, the demo)
+# one generated on first start into VAR_DIR/secret_key, readable by its owner only. Production
+# sets REQUIRE_SECRET_KEY and refuses to start without SECRET_KEY.
+SECRET_KEY = env_secret_key("SECRET_KEY", path=VAR_DIR / "secret_key", required=env_bool("REQUIRE_SECRET_KEY", False))
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,10 +1,11 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env_bool, env_choice, env_int, env_url
+from core.env import env_bool, env_choice, env_int, env_secret_key, env_url
 
 
 def test_env_int_names_the_variable_with_a_bad_value(monkeypatch):
@@ -77,3 +78,53 @@ def test_mysql_database_url_selects_mysql(tmp_path):
     )
 
     assert result.stdout.strip() == "django.db.backends.mysql"
+
+
+def test_a_secret_key_is_generated_once_and_readable_by_its_owner_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    path = tmp_path / "var" / "secret_key"
+
+    first = env_secret_key("SECRET_KEY", path=path, required=False)
+    again = env_secret_key("SECRET_KEY", path=path, required=False)
+
+    assert first == again
+    assert len(first) >= 50
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_no_key_is_built_in(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+
+    keys = {env_secret_key("SECRET_KEY", path=tmp_path / f"{n}" / "secret_key", required=False) for n in range(3)}
+
+    assert len(keys) == 3  # every checkout gets its own
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set"):
+        env_secret_key("SECRET_KEY", path=tmp_path / "secret_key", required=True)
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    path = tmp_path / "secret_key"
+    path.write_text("a-key-someone-else-could-read\n")
+    path.chmod(0o644)
+
+    with pytest.raises(ImproperlyConfigured, match="readable by its owner only"):
+        env_secret_key("SECRET_KEY", path=path, required=False)
+
+
+def test_the_key_given_in_the_environment_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+
+    assert env_secret_key("SECRET_KEY", path=tmp_path / "secret_key", required=True) == "from-the-environment"
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_the_settings_carry_no_key_from_the_repository():
+    settings_source = (Path(__file__).resolve().parents[2] / "recsite" / "settings.py").read_text()
+
+    assert "insecure" not in settings_source
