@@ -13,12 +13,24 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django_q.tasks import async_task
 from prometheus_client import Counter
 
 logger = logging.getLogger(__name__)
 
 NOTIFICATIONS_SENT = Counter("recsite_notifications_sent_total", "Notifications delivered", ["channel"])
 NOTIFICATIONS_FAILED = Counter("recsite_notifications_failed_total", "Notifications that failed", ["channel"])
+
+
+def notification_enqueue(*, subject: str, body: str) -> None:
+    """Send from the django-q2 worker, not from here: a person pressing a button in the console
+    must not wait on a slow mail server (nor see its failure, which is logged and counted)."""
+    async_task("core.notifications.notification_send_task", subject, body)
+
+
+def notification_send_task(subject: str, body: str) -> dict[str, bool]:
+    """The django-q2 task behind ``notification_enqueue``."""
+    return notification_send(subject=subject, body=body)
 
 
 def notification_send(*, subject: str, body: str) -> dict[str, bool]:

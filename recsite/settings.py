@@ -120,7 +120,14 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A fresh checkout has no var/ yet, and SQLite won't create the directory itself.
     Path(str(_db["NAME"])).parent.mkdir(parents=True, exist_ok=True)
 else:
-    _db["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
+    _db["OPTIONS"] = {
+        "charset": "utf8mb4",
+        "isolation_level": "read committed",
+        # Without these a request or a consumer waits for ever on a database that went silent.
+        "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 10, minimum=1),
+        "read_timeout": env_int("DATABASE_READ_TIMEOUT", 300, minimum=1),
+        "write_timeout": env_int("DATABASE_WRITE_TIMEOUT", 300, minimum=1),
+    }
     _db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -163,6 +170,7 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "recsite@localhost")
 NOTIFY_EMAILS = env_list("NOTIFY_EMAILS", ["ops@localhost"])
 SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", "", schemes=("http", "https"))

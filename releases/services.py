@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.notifications import notification_send
+from core.notifications import notification_enqueue
 from recommender.models import ModelVersion
 from recommender.services import RegistryError, model_version_set_canary_weight, model_version_set_status
 from releases.analysis import Action, Measurement, Thresholds, Verdict, analysis_verdict, release_next_action
@@ -259,7 +259,7 @@ def _lock(release: Release, *states: str, action: str) -> None:
 
 def _notify_after_commit(*, subject: str, body: str) -> None:
     # Once the decision is committed, and never for one that rolled back.
-    transaction.on_commit(lambda: notification_send(subject=subject, body=body))
+    transaction.on_commit(lambda: notification_enqueue(subject=subject, body=body))
 
 
 def _move(release: Release, *, state: str, weight: int, actor: str, reason: str) -> None:

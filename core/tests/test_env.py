@@ -128,3 +128,23 @@ def test_the_settings_carry_no_key_from_the_repository():
     settings_source = (Path(__file__).resolve().parents[2] / "recsite" / "settings.py").read_text()
 
     assert "insecure" not in settings_source
+
+
+def test_mysql_connections_have_connect_read_and_write_timeouts(tmp_path):
+    code = "from django.conf import settings; o = settings.DATABASES['default']['OPTIONS']; "
+    code += "print(o['connect_timeout'], o['read_timeout'], o['write_timeout'])"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "recsite.settings",
+            "VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "mysql://u:p@127.0.0.1:3306/recsite",
+            "DATABASE_READ_TIMEOUT": "45",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert result.stdout.split() == ["10", "45", "300"]

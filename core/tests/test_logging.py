@@ -38,10 +38,14 @@ def test_json_lines_carry_the_batch_id(json_log):
     assert "batch_id" not in outside
 
 
-def test_requests_echo_a_sane_caller_request_id(client):
-    response = client.get("/metrics", headers={"X-Request-Id": "abc-123"})
+def test_a_callers_request_id_is_never_taken_as_ours(client):
+    # Callers' ids are not unique; ours must be (provenance rows are unique on it).
+    first = client.get("/metrics", headers={"X-Request-Id": "abc-123"})
+    second = client.get("/metrics", headers={"X-Request-Id": "abc-123"})
 
-    assert response["X-Request-Id"] == "abc-123"
+    assert first["X-Request-Id"] != "abc-123"
+    assert first["X-Request-Id"] != second["X-Request-Id"]
+    assert len(first["X-Request-Id"]) == 32
 
 
 def test_requests_without_a_sane_id_get_a_fresh_one(client):
