@@ -46,12 +46,17 @@ class Router:
         self._watcher.ensure()
         if settings.RELEASE_MODE == "nginx":
             store = self.stores[settings.SERVING_POOL]
-            return store.pool, store.current or store.refresh()
+            return store.pool, store.current or self._load_now(store)
         canary = self.stores["canary"].current
         if canary is not None and viewer_id is not None and traffic_bucket(viewer_id) < self.canary_weight:
             return "canary", canary
         stable = self.stores["stable"]
-        return "stable", stable.current or stable.refresh()
+        return "stable", stable.current or self._load_now(stable)
+
+    @staticmethod
+    def _load_now(store: ModelStore) -> ServingModel | None:
+        # Nothing loaded yet: load on the request, unless the last load failed a moment ago.
+        return None if store.backing_off() else store.refresh()
 
     def refresh(self) -> None:
         if settings.RELEASE_MODE == "nginx":
@@ -67,7 +72,7 @@ class Router:
     def reset(self) -> None:
         """Forget every loaded model (tests; a worker would simply restart)."""
         for store in self.stores.values():
-            store.current = None
+            store.reset()
         self.canary_weight = 0
 
     def _watch(self) -> None:

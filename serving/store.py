@@ -119,12 +119,35 @@ class ServingModel:
 
 
 class ModelStore:
-    """The version one pool serves in this process."""
+    """The version one pool serves in this process.
+
+    A version whose artifact failed to load (missing, corrupt) is not tried again before its
+    back-off ends (1 s, doubling to 5 min): reading and hashing a large file under the lock on
+    every request of a worker with nothing loaded helped no one. Requests never retry during
+    the back-off; the watcher thread does once it ends.
+    """
+
+    FIRST_BACKOFF_SECONDS = 1.0
+    LONGEST_BACKOFF_SECONDS = 300.0
 
     def __init__(self, pool: str) -> None:
         self.pool = pool
         self.current: ServingModel | None = None
         self._lock = threading.Lock()
+        # version id -> (monotonic time of the next attempt, back-off that led to it)
+        self._failed: dict[int, tuple[float, float]] = {}
+
+    def reset(self) -> None:
+        """Forget the loaded model and every failure (tests; a worker would simply restart)."""
+        with self._lock:
+            self._set(None)
+            self._failed.clear()
+
+    def backing_off(self) -> bool:
+        """Whether every version that failed is still in its back-off (so a request that finds
+        nothing loaded should not try again)."""
+        now = time.monotonic()
+        return bool(self._failed) and all(retry_at > now for retry_at, _ in self._failed.values())
 
     def wanted(self) -> ModelVersion | None:
         """The version this pool should serve: stable, or for the canary pool the version in
@@ -149,13 +172,21 @@ class ModelStore:
                 return self.current
             if self.current is not None and self.current.version_id == wanted.pk:
                 return self.current
+            retry_at, backoff = self._failed.get(wanted.pk, (0.0, 0.0))
+            if time.monotonic() < retry_at:
+                return self.current
             try:
                 started = time.perf_counter()
                 loaded = ServingModel.load(wanted)
             except ArtifactError as error:
                 LOAD_FAILURES.labels(pool=self.pool).inc()
-                logger.error("cannot serve v%s: %s; keeping v%s", wanted.version, error, self._held())
+                backoff = min(max(backoff * 2, self.FIRST_BACKOFF_SECONDS), self.LONGEST_BACKOFF_SECONDS)
+                self._failed[wanted.pk] = (time.monotonic() + backoff, backoff)
+                logger.error(
+                    "cannot serve v%s: %s; keeping v%s, next try in %.0fs", wanted.version, error, self._held(), backoff
+                )
                 return self.current
+            self._failed.clear()
             self._set(loaded)
             logger.info(
                 "serving v%s in the %s pool (loaded in %.2fs)", loaded.version, self.pool, time.perf_counter() - started

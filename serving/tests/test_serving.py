@@ -1,4 +1,5 @@
 import re
+import time
 
 import pytest
 from django.db import DatabaseError
@@ -7,8 +8,10 @@ from django.urls import reverse
 from catalog.models import Movie, Viewer
 from provenance.models import Recommendation
 from provenance.recorder import recorder
+from recommender.artifacts import artifact_load
 from recommender.models import ModelVersion
 from recommender.services import model_train, model_version_set_status
+from serving import store as store_module
 from serving.router import router
 from stream.services import stream_ingest_batch
 
@@ -276,3 +279,24 @@ def test_the_schema_headers_stay_printable(client, db):
 
     assert response.status_code == 200
     assert all(value.isprintable() for _, value in response.items())
+
+
+def test_a_corrupt_stable_artifact_is_not_reread_on_every_request(client, serving, monkeypatch):
+    serving.artifact_file.write_bytes(b"not an artifact")
+    router.reset()
+    reads = []
+    real_load = artifact_load
+
+    def counting_load(*args, **kwargs):
+        reads.append(1)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr("serving.store.artifact_load", counting_load)
+
+    statuses = [client.get("/recommend/5").status_code for _ in range(20)]
+
+    assert set(statuses) == {503}
+    assert len(reads) == 1  # the first request tried; the rest wait for the back-off to end
+    time.sleep(store_module.ModelStore.FIRST_BACKOFF_SECONDS + 0.1)
+    client.get("/recommend/5")
+    assert len(reads) == 2  # tried again once the back-off ended
