@@ -33,6 +33,20 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# TLS ends at the proxy in front (NGINX or a load balancer); these make Django trust its
+# X-Forwarded-Proto, send cookies over HTTPS only and ask browsers for HTTPS (HSTS). Off by
+# default for the laptop demo on plain HTTP; production turns them on.
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Probes and scrapes reach the pools directly over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
 # Where recsite keeps its files: the SQLite database, stream files, snapshots, model artifacts.
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
 DATA_DIR = env_path("DATA_DIR", VAR_DIR / "data")
@@ -69,6 +83,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.logcontext.AllowedMethodsMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",

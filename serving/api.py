@@ -193,6 +193,14 @@ class SchemaView(SpectacularAPIView):
     """The OpenAPI description. drf-spectacular writes ``?version=`` into a response header, so a
     version with a control character (``%00``) made a response gunicorn refused: a 500."""
 
+    @extend_schema(
+        parameters=[OpenApiParameter("version", OpenApiTypes.STR, description="1 to 32 of [A-Za-z0-9._-]")],
+        responses={
+            (200, "application/vnd.oai.openapi"): OpenApiResponse(OpenApiTypes.OBJECT, description="this document"),
+            (200, "application/vnd.oai.openapi+json"): OpenApiResponse(OpenApiTypes.OBJECT),
+            (400, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="why the version was refused"),
+        },
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         version = request.query_params.get("version")
         if version is not None and not _SCHEMA_VERSION.match(version):

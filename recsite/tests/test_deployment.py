@@ -1,6 +1,8 @@
 """The production stack's configuration agrees with itself (docker compose cannot run here)."""
 
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,40 @@ def test_each_pool_has_its_own_metrics_directory(monkeypatch, tmp_path):
 
     # Same address, same VAR_DIR (as in compose), yet two directories: neither wipes the other.
     assert len(directories) == 2
+
+
+PRODUCTION = {
+    "SECRET_KEY": "a-long-random-key-for-the-check-only-" + "x" * 40,
+    "REQUIRE_SECRET_KEY": "1",
+    "ALLOWED_HOSTS": "recsite.example.org",
+    "BEHIND_TLS_PROXY": "1",
+    "SECURE_SSL_REDIRECT": "1",
+    "SESSION_COOKIE_SECURE": "1",
+    "CSRF_COOKIE_SECURE": "1",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "SECURE_HSTS_PRELOAD": "1",
+    "DATABASE_URL": "mysql://recsite:secret@mariadb:3306/recsite",
+}
+
+
+def test_check_deploy_passes_with_the_production_environment(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), **PRODUCTION},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_methods_recsite_does_not_use_are_refused_before_they_reach_the_metrics(client, db):
+    response = client.generic("BREW", "/recommend/5")
+
+    metrics = client.get("/metrics").content.decode()
+    assert response.status_code == 405
+    assert "BREW" not in metrics  # each new method name used to add 19 series

@@ -55,7 +55,7 @@ class Stack:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.ports = {name: _free_port() for name in ("nginx", "stable", "canary", "prometheus")}
+        self.ports = {name: _free_port() for name in ("nginx", "console", "stable", "canary", "prometheus")}
         self.nginx_prefix = directory / "nginx"
         self.nginx_prefix.mkdir()
         (self.nginx_prefix / "logs").mkdir()
@@ -108,6 +108,7 @@ class Stack:
         self.manage("render_nginx", NGINX_RELOAD_COMMAND="true")  # NGINX is not running yet
         server = (ROOT / "nginx" / "recsite.conf").read_text()
         server = server.replace("listen 8082;", f"listen 127.0.0.1:{self.ports['nginx']};")
+        server = server.replace("listen 8083;", f"listen 127.0.0.1:{self.ports['console']};")
         prefix = self.nginx_prefix
         self.nginx_conf.write_text(
             "worker_processes 1;\nerror_log logs/error.log warn;\npid logs/nginx.pid;\n"
@@ -289,3 +290,26 @@ def test_killing_and_restarting_the_canary_pool_under_load_fails_no_request(stac
     assert results[200] > 500
     assert set(results) <= {200, "stable", "canary"}, results
     stack.manage("release", "abort", "--reason", "test over")
+
+
+def test_the_public_server_answers_recommendations_only_and_the_console_has_its_own(stack):
+    public, console = stack.ports["nginx"], stack.ports["console"]
+
+    def status(port: int, path: str, method: str = "GET") -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    assert status(public, "/recommend/5") == 200
+    assert status(public, "/recommend/5", "HEAD") == 200
+    assert status(public, "/healthz") == 200
+    for path in ("/admin/", "/metrics", "/api/schema", "/readyz", "/static/admin/css/base.css"):
+        assert status(public, path) == 404, path
+    assert status(public, "/recommend/5", "POST") == 403
+    assert status(public, "/recommend/5", "DELETE") == 403
+    assert status(console, "/admin/login/") == 200
+    assert status(console, "/readyz") == 200
+    assert status(console, "/metrics") == 404  # Prometheus scrapes the pools directly
