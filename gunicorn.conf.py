@@ -33,9 +33,15 @@ def on_starting(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    # Load the model before the worker takes its first request.
+    # Rows of workers killed before they could write them (SIGKILL, out of memory) are in their
+    # spool files: written now. Then the model is loaded before the first request.
+    from provenance.recorder import recorder
     from serving.router import router
 
+    try:
+        recorder.recover()
+    except Exception:  # the database may be away: the next worker to start tries again
+        worker.log.exception("could not recover provenance rows of dead workers")
     router.refresh()
 
 

@@ -1,12 +1,16 @@
-"""Recording every served recommendation without slowing the request path.
+"""Recording every served recommendation without slowing the request path, and without losing
+one when the worker is killed.
 
-The view hands each row to ``recorder.record()``, which only appends to a bounded in-memory
-queue. A daemon thread writes the queue in batches (``bulk_create`` ignoring duplicates, so a
-retried batch adds nothing). If the database is away, the batch stays queued and is retried with
-back-off; failures are counted. Past ``PROVENANCE_MAX_PENDING`` rows the oldest are dropped and
-counted, so an outage cannot exhaust the worker's memory. ``flush()`` writes everything now
-(gunicorn's worker_exit hook and atexit call it), so after a normal run every answered request
-has exactly one row.
+The view hands each row to ``recorder.record()``, which appends it to this process's spool file
+(``provenance.spool``: durable once written, even if the process is then killed) and to a
+bounded in-memory queue. A daemon thread writes the queue in batches (``bulk_create`` ignoring
+duplicates, so a retried batch adds nothing), then deletes the spool files whose rows are all
+in. If the database is away, the batch stays queued and is retried with back-off; failures are
+counted. Past ``PROVENANCE_MAX_PENDING`` rows the oldest are dropped from memory and counted, so
+an outage cannot exhaust the worker's memory. ``flush()`` writes everything now (gunicorn's
+worker_exit hook and atexit call it), and a starting worker drains the spool files of workers
+that died (``recover()``, from gunicorn's post_worker_init), so every answered request has
+exactly one row, also after a SIGKILL.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from prometheus_client import Counter, Gauge
 from core.background import ProcessThread
 from core.db import connection_drop_if_broken
 from provenance.models import Recommendation
+from provenance.spool import Spool, spool_recover
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ class RecommendationRecorder:
         self._batch_size = batch_size
         self._interval = interval
         self._pending: deque[Recommendation] = deque()
+        self._spool = Spool()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._writer = ProcessThread(self._run, "provenance-recorder")
@@ -63,8 +69,9 @@ class RecommendationRecorder:
         return self._interval if self._interval is not None else float(settings.PROVENANCE_FLUSH_SECONDS)
 
     def record(self, row: Recommendation) -> None:
-        """Queue one row; never blocks on the database."""
+        """Spool and queue one row; never blocks on the database."""
         with self._lock:
+            self._spool.append(row)  # before the answer leaves: survives a killed worker
             if len(self._pending) >= self.max_pending:
                 self._pending.popleft()
                 DROPPED.inc()
@@ -84,16 +91,29 @@ class RecommendationRecorder:
         with self._lock:
             count = len(self._pending)
             self._pending.clear()
+            self._spool.discard()
             PENDING.set(0)
         return count
 
+    def recover(self) -> int:
+        """Write the rows that workers killed on this host left in their spool files."""
+        return spool_recover(batch_size=self.batch_size)
+
     def flush(self) -> bool:
-        """Write everything queued, in this thread; True when the queue is empty afterwards."""
+        """Write everything queued, in this thread; True when the queue is empty afterwards.
+
+        The spool is sealed first: every row queued now is in a sealed file, and once the queue
+        has been emptied those files hold nothing the database lacks, so they are deleted.
+        """
+        with self._lock:
+            if self._pending:
+                self._spool.seal()
         while True:
             with self._lock:
                 batch = list(islice(self._pending, self.batch_size))
-            if not batch:
-                return True
+                if not batch:
+                    self._spool.release()
+                    return True
             try:
                 Recommendation.objects.bulk_create(batch, ignore_conflicts=True)
             except DatabaseError as error:

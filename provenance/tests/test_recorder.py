@@ -1,4 +1,9 @@
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.db import OperationalError
@@ -7,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from provenance.models import Recommendation
 from provenance.recorder import RecommendationRecorder
+from provenance.spool import line_to_row, spool_directory
 
 
 def _row(request_id: str) -> Recommendation:
@@ -72,3 +78,51 @@ def test_the_writer_thread_writes_rows_in_the_background(settings):
 
     assert Recommendation.objects.filter(request_id="r-bg").exists()
     assert background.pending == 0
+
+
+def test_every_recorded_row_is_in_the_spool_before_it_is_written(fresh_recorder):
+    for number in range(3):
+        fresh_recorder.record(_row(f"s{number}"))
+
+    lines = b"".join(path.read_bytes() for path in spool_directory().glob(f"{os.getpid()}-*.jsonl"))
+    assert {line_to_row(line).request_id for line in lines.splitlines()} >= {"s0", "s1", "s2"}
+
+    assert fresh_recorder.flush() is True
+    assert Recommendation.objects.filter(request_id__startswith="s").count() == 3
+    assert not list(spool_directory().glob(f"{os.getpid()}-*.sealed.jsonl"))  # written: deleted
+
+
+def test_rows_of_a_killed_worker_are_written_by_the_next_one(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    # A real process records three answers and is killed (SIGKILL) before its writer runs.
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_WORKER],
+        cwd=Path(__file__).resolve().parents[2],
+        env={
+            **os.environ,
+            "VAR_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "recsite.settings",
+            "SERVING_THREADS": "0",
+        },
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL
+
+    recovered = RecommendationRecorder().recover()
+
+    assert recovered == 3
+    assert sorted(Recommendation.objects.values_list("request_id", flat=True)) == ["k0", "k1", "k2"]
+    assert not list(spool_directory().iterdir())  # drained and deleted
+
+
+KILLED_WORKER = """
+import os, signal, django
+django.setup()
+from django.utils import timezone
+from provenance.models import Recommendation
+from provenance.recorder import recorder
+for n in range(3):
+    recorder.record(Recommendation(request_id=f"k{n}", viewer_id=1, pool="stable", items="a",
+                                   latency_ms=1, served_at=timezone.now(), host="t"))
+os.kill(os.getpid(), signal.SIGKILL)
+"""

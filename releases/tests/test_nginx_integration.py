@@ -342,3 +342,50 @@ def test_schemathesis_finds_no_500_on_a_live_gunicorn_pool(stack):
 
     assert {operation.path for operation in operations} == {"/recommend/{user_id}", "/api/schema"}
     assert failures == []
+
+
+def test_every_answer_has_its_row_after_the_workers_are_killed_under_load(stack):
+    """The report: 150 answers, then kill -9 of the workers, left 0 rows. The writer is kept
+    from writing (a 10-minute interval), so every row must come from the dead workers' spools."""
+    stack.stop_pool("stable")
+    stack.start_pool("stable", PROVENANCE_FLUSH_SECONDS="600")
+    master = stack.pools["stable"].pid
+    base = f"http://127.0.0.1:{stack.ports['stable']}"
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def load(offset: int) -> None:
+        number = offset
+        while not stop.is_set():
+            tag = f"kill-{number}"
+            request = urllib.request.Request(f"{base}/recommend/{number % 150 + 1}", headers={"X-Request-Id": tag})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    if response.status == 200:
+                        answered.append(tag)
+            except OSError:
+                pass  # in flight when its worker died: never answered, so no row is owed
+            number += 4
+
+    loaders = [threading.Thread(target=load, args=(offset,)) for offset in range(4)]
+    for loader in loaders:
+        loader.start()
+    while len(answered) < 150:
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    for pid in workers:
+        os.kill(int(pid), signal.SIGKILL)  # under load: answers keep coming from the new workers
+    time.sleep(3)
+    stop.set()
+    for loader in loaders:
+        loader.join(timeout=30)
+    stack.stop_pool("stable")  # the new workers flush on a normal exit
+    stack.start_pool("stable")
+
+    database = sqlite3.connect(stack.directory / "recsite.sqlite3")
+    rows = {row for (row,) in database.execute(
+        "SELECT caller_request_id FROM provenance_recommendation WHERE caller_request_id LIKE 'kill-%'"
+    )}  # fmt: skip
+    assert len(workers) == 2
+    assert len(answered) > 150
+    assert rows == set(answered)

@@ -1,0 +1,163 @@
+"""A write-ahead spool for provenance rows: a per-process append-only file on local disk.
+
+Every answer's row is appended here before the answer leaves the worker: one ``write()`` of one
+JSON line to a file opened with ``O_APPEND``. The kernel keeps what was written when the process
+is killed (SIGKILL, the out-of-memory killer), so a row is lost only if the machine itself goes
+down within the few seconds before the page cache reaches the disk; no fsync per request.
+
+The recorder seals the active file when it starts writing its queue to the database and
+deletes sealed files once the queue has been written, so the spool holds a few seconds of rows.
+Files of processes that died are drained by the next worker that starts on the same host
+(``spool_recover``): their rows are inserted ignoring duplicates (the request id is unique), so
+a row that also reached the database before the kill is not doubled.
+
+Layout: ``VAR_DIR/provenance-spool/<host>/<pid>-<token>.active.jsonl`` and
+``<pid>-<token>.<n>.sealed.jsonl`` (the token tells two spools of one process apart); a file
+being recovered is renamed ``claimed-<pid>-<name>`` first, so two starting workers never drain
+one file twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from provenance.models import Recommendation
+
+logger = logging.getLogger(__name__)
+
+_FIELDS = (
+    "request_id",
+    "caller_request_id",
+    "viewer_id",
+    "model_version_id",
+    "pool",
+    "strategy",
+    "items",
+    "status",
+    "latency_ms",
+    "host",
+)
+_OWNER = re.compile(r"^(?:claimed-(?P<claimer>\d+)-)?(?P<pid>\d+)-")
+
+
+def spool_directory() -> Path:
+    return Path(settings.VAR_DIR) / "provenance-spool" / socket.gethostname()
+
+
+def row_to_line(row: Recommendation) -> bytes:
+    values = {field: getattr(row, field) for field in _FIELDS}
+    values["served_at"] = row.served_at.isoformat()
+    return (json.dumps(values, separators=(",", ":")) + "\n").encode()
+
+
+def line_to_row(line: bytes) -> Recommendation:
+    values = json.loads(line)
+    values["served_at"] = datetime.fromisoformat(values["served_at"])
+    return Recommendation(**values)
+
+
+class Spool:
+    """This process's spool file. Not thread-safe: the recorder calls it under its own lock."""
+
+    def __init__(self) -> None:
+        self._descriptor: int | None = None
+        self._pid = 0
+        self._token = ""
+        self._sealed = 0
+        self.sealed_files: list[Path] = []
+
+    def append(self, row: Recommendation) -> None:
+        if self._descriptor is None or self._pid != os.getpid():
+            self._open()
+        assert self._descriptor is not None
+        os.write(self._descriptor, row_to_line(row))
+
+    def seal(self) -> None:
+        """Close the active file under a sealed name: rows appended from now on go to a new one."""
+        if self._descriptor is None or self._pid != os.getpid():
+            return
+        os.close(self._descriptor)
+        self._descriptor = None
+        self._sealed += 1
+        sealed = self._active_path().with_name(f"{self._pid}-{self._token}.{self._sealed}.sealed.jsonl")
+        os.replace(self._active_path(), sealed)
+        self.sealed_files.append(sealed)
+
+    def release(self) -> None:
+        """Delete the sealed files: every row in them is in the database (or was dropped)."""
+        for path in self.sealed_files:
+            path.unlink(missing_ok=True)
+        self.sealed_files.clear()
+
+    def discard(self) -> None:
+        """Seal and delete everything (a test that starts from an empty queue)."""
+        self.seal()
+        self.release()
+
+    def _open(self) -> None:
+        self._pid, self._token = os.getpid(), uuid.uuid4().hex[:8]
+        self.sealed_files = []  # a forked child does not own its parent's files
+        directory = spool_directory()
+        directory.mkdir(parents=True, exist_ok=True)
+        self._descriptor = os.open(self._active_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def _active_path(self) -> Path:
+        return spool_directory() / f"{self._pid}-{self._token}.active.jsonl"
+
+
+def spool_files_of_dead_processes() -> Iterator[Path]:
+    """Spool files on this host whose writer (or claimer) is no longer alive."""
+    directory = spool_directory()
+    if not directory.is_dir():
+        return
+    me = os.getpid()
+    for path in sorted(directory.glob("*.jsonl")):
+        match = _OWNER.match(path.name)
+        if match is None:
+            continue
+        owner = int(match["claimer"] or match["pid"])
+        if owner != me and _alive(owner):
+            continue
+        if owner == me and not match["claimer"]:
+            continue  # this process's own spool: the recorder writes it
+        yield path
+
+
+def spool_recover(*, batch_size: int = 1000) -> int:
+    """Insert the rows of dead processes' spool files, then delete the files; returns the rows
+    read. A file is claimed (renamed) first, so two workers starting at once share the work."""
+    recovered = 0
+    me = os.getpid()
+    for path in spool_files_of_dead_processes():
+        claimed = path if path.name.startswith(f"claimed-{me}-") else path.with_name(f"claimed-{me}-{path.name}")
+        try:
+            os.replace(path, claimed) if claimed != path else None
+        except FileNotFoundError:
+            continue  # another worker claimed it a moment ago
+        rows = [line_to_row(line) for line in claimed.read_bytes().splitlines() if line.strip()]
+        for start in range(0, len(rows), batch_size):
+            Recommendation.objects.bulk_create(rows[start : start + batch_size], ignore_conflicts=True)
+        claimed.unlink()
+        recovered += len(rows)
+        logger.info("recovered %d provenance rows from %s", len(rows), path.name)
+    return recovered
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
