@@ -38,13 +38,14 @@ def test_prometheus_is_not_published_beyond_this_host():
 
 def test_each_pool_has_its_own_metrics_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    # Set, so that gunicorn.conf.py's setdefault leaves it alone and the teardown removes it: the
+    # process's other tests must not inherit a metrics directory that does not exist.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "unused"))
     directories = set()
     for pool in ("stable", "canary"):
-        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
         monkeypatch.setenv("SERVING_POOL", pool)
         config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
         directories.add(str(config["_metrics_dir"]))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
 
     # Same address, same VAR_DIR (as in compose), yet two directories: neither wipes the other.
     assert len(directories) == 2

@@ -332,7 +332,7 @@ def test_schemathesis_finds_no_500_on_a_live_gunicorn_pool(stack):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def call(case) -> None:
             response = case.call(base_url=base, timeout=30)
             if response.status_code >= 500:
