@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``mysql`` exercise MariaDB itself; the SQLite pass leaves them to the MariaDB
-    pass of ``make test`` rather than reporting them as skipped."""
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
-        return
-    deselected = [item for item in items if item.get_closest_marker("mysql")]
+    """``make test`` runs the suite twice. Tests marked ``mysql`` exercise MariaDB itself and run
+    in the MariaDB pass only; tests marked ``own_database`` start services on a database of their
+    own and run in the SQLite pass only. Each pass leaves the other's tests out rather than
+    reporting them as skipped."""
+    on_mysql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
+    other_pass = "own_database" if on_mysql else "mysql"
+    deselected = [item for item in items if item.get_closest_marker(other_pass)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("mysql")]

@@ -28,7 +28,8 @@ from django.conf import settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The stack keeps its own SQLite database, whatever the suite runs on: run once, in the SQLite pass.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.own_database]
 
 ROOT = Path(settings.BASE_DIR)
 PYTHON = sys.executable
