@@ -62,22 +62,26 @@ def test_a_bad_setting_stops_manage_py_with_one_clear_line(tmp_path):
     assert "STREAM_BATCH_SIZE=-5 is below the minimum of 1" in result.stderr
 
 
-def test_mysql_database_url_selects_mysql(tmp_path):
-    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+def _settings_say(code: str, **environment: str) -> str:
+    """What ``code`` prints about the settings, loaded in a fresh process with ``environment``."""
     result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "recsite.settings",
-            "VAR_DIR": str(tmp_path),
-            "DATABASE_URL": "mysql://u:p@127.0.0.1:3306/recsite",
-        },
+        [sys.executable, "-c", f"import django; django.setup(); from django.conf import settings; {code}"],
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "recsite.settings", **environment},
         capture_output=True,
         text=True,
         check=True,
     )
+    return result.stdout.strip()
 
-    assert result.stdout.strip() == "django.db.backends.mysql"
+
+def test_mysql_database_url_selects_mysql(tmp_path):
+    engine = _settings_say(
+        "print(settings.DATABASES['default']['ENGINE'])",
+        VAR_DIR=str(tmp_path),
+        DATABASE_URL="mysql://u:p@127.0.0.1:3306/recsite",
+    )
+
+    assert engine == "django.db.backends.mysql"
 
 
 def test_a_secret_key_is_generated_once_and_readable_by_its_owner_only(tmp_path, monkeypatch):
@@ -131,20 +135,12 @@ def test_the_settings_carry_no_key_from_the_repository():
 
 
 def test_mysql_connections_have_connect_read_and_write_timeouts(tmp_path):
-    code = "from django.conf import settings; o = settings.DATABASES['default']['OPTIONS']; "
-    code += "print(o['connect_timeout'], o['read_timeout'], o['write_timeout'])"
-    result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "recsite.settings",
-            "VAR_DIR": str(tmp_path),
-            "DATABASE_URL": "mysql://u:p@127.0.0.1:3306/recsite",
-            "DATABASE_READ_TIMEOUT": "45",
-        },
-        capture_output=True,
-        text=True,
-        check=True,
+    timeouts = _settings_say(
+        "o = settings.DATABASES['default']['OPTIONS']; "
+        "print(o['connect_timeout'], o['read_timeout'], o['write_timeout'])",
+        VAR_DIR=str(tmp_path),
+        DATABASE_URL="mysql://u:p@127.0.0.1:3306/recsite",
+        DATABASE_READ_TIMEOUT="45",
     )
 
-    assert result.stdout.split() == ["10", "45", "300"]
+    assert timeouts.split() == ["10", "45", "300"]
