@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 
 
 def bulk_upsert(
@@ -30,3 +30,15 @@ def connection_drop_if_broken() -> None:
     the caller is in."""
     if connection.connection is not None and not connection.is_usable():
         connection.close()
+
+
+def database_answers() -> bool:
+    """Whether the database takes a query now; a connection it dropped is replaced first."""
+    connection_drop_if_broken()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        connection_drop_if_broken()
+        return False
+    return True

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from catalog.identifiers import title_year_from_slug
 from catalog.models import Movie, Rating, Viewer, Watch
-from core.db import bulk_upsert, connection_drop_if_broken
+from core.db import bulk_upsert, connection_drop_if_broken, database_answers
 from core.logcontext import log_context, new_id
 from stream import metrics
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
@@ -395,18 +395,6 @@ def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, known: Kn
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
     raise DatabaseAway("the database did not answer")
-
-
-def database_answers() -> bool:
-    """Whether the database takes a query now; a connection it dropped is replaced first."""
-    connection_drop_if_broken()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError:
-        connection_drop_if_broken()
-        return False
-    return True
 
 
 def _store_unstorable(line: bytes | str, *, error: Exception, source: str) -> BatchResult:
