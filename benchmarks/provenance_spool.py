@@ -29,7 +29,7 @@ from django.utils import timezone  # noqa: E402
 
 from provenance.models import Recommendation  # noqa: E402
 from provenance.recorder import RecommendationRecorder  # noqa: E402
-from provenance.spool import Spool  # noqa: E402
+from provenance.spool import Spool, row_to_line  # noqa: E402
 
 ITEMS = ",".join(f"some+movie+title+{number}+1999" for number in range(20))  # a full answer
 
@@ -62,7 +62,7 @@ def main() -> None:
     spool = Spool()
     started = time.perf_counter()
     for row in rows:
-        spool.append(row)
+        spool.append(row_to_line(row))
     append_us = (time.perf_counter() - started) / len(rows) * 1e6
 
     recorder = RecommendationRecorder(max_pending=len(rows) * 2, batch_size=500, interval=60)

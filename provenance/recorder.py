@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge
 from core.background import ProcessThread
 from core.db import connection_drop_if_broken
 from provenance.models import Recommendation
-from provenance.spool import Spool, spool_recover
+from provenance.spool import Spool, row_to_line, spool_recover
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ class RecommendationRecorder:
 
     def record(self, row: Recommendation) -> None:
         """Spool and queue one row; never blocks on the database."""
+        line = row_to_line(row)  # serialised outside the lock other requests wait on
         with self._lock:
-            self._spool.append(row)  # before the answer leaves: survives a killed worker
+            self._spool.append(line)  # before the answer leaves: survives a killed worker
             if len(self._pending) >= self.max_pending:
                 self._pending.popleft()
                 DROPPED.inc()

@@ -76,11 +76,12 @@ class Spool:
         self._sealed = 0
         self.sealed_files: list[Path] = []
 
-    def append(self, row: Recommendation) -> None:
+    def append(self, line: bytes) -> None:
+        """Append one line made by ``row_to_line`` (made before the caller takes its lock)."""
         if self._descriptor is None or self._pid != os.getpid():
             self._open()
         assert self._descriptor is not None
-        os.write(self._descriptor, row_to_line(row))
+        os.write(self._descriptor, line)
 
     def seal(self) -> None:
         """Close the active file under a sealed name: rows appended from now on go to a new one."""
