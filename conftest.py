@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     deselected = [item for item in items if item.get_closest_marker(other_pass)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("mysql")]
+        items[:] = [item for item in items if not item.get_closest_marker(other_pass)]
 
 
 @pytest.fixture(autouse=True)

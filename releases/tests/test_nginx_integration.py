@@ -353,6 +353,7 @@ def test_every_answer_has_its_row_after_the_workers_are_killed_under_load(stack)
     master = stack.pools["stable"].pid
     base = f"http://127.0.0.1:{stack.ports['stable']}"
     answered: list[str] = []
+    lost: list[str] = []
     stop = threading.Event()
 
     def load(offset: int) -> None:
@@ -365,7 +366,7 @@ def test_every_answer_has_its_row_after_the_workers_are_killed_under_load(stack)
                     if response.status == 200:
                         answered.append(tag)
             except OSError:
-                pass  # in flight when its worker died: never answered, so no row is owed
+                lost.append(tag)  # in flight when its worker died: never answered, so no row is owed
             number += 4
 
     loaders = [threading.Thread(target=load, args=(offset,)) for offset in range(4)]
@@ -389,4 +390,7 @@ def test_every_answer_has_its_row_after_the_workers_are_killed_under_load(stack)
     )}  # fmt: skip
     assert len(workers) == 2
     assert len(answered) > 150
-    assert rows == set(answered)
+    # Write-ahead: a worker killed between recording an answer and sending it leaves a row
+    # for an answer nobody received. Such a row may exist only for a request that was lost.
+    assert set(answered) <= rows
+    assert rows - set(answered) <= set(lost)
