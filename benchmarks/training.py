@@ -32,17 +32,16 @@ from surprise import SVD  # noqa: E402
 from surprise.model_selection import cross_validate  # noqa: E402
 
 from catalog import movielens  # noqa: E402
-from recommender.artifacts import rating_arrays  # noqa: E402
 from recommender.learning.evaluation import RANK_CUTOFFS, ranking_metrics  # noqa: E402
-from recommender.learning.pipeline import TrainedModels, train_and_evaluate  # noqa: E402
-from recommender.learning.ranking import top_n  # noqa: E402
-from recommender.learning.rating import SVD_DEFAULTS, surprise_dataset  # noqa: E402
-from recommender.learning.splitting import Interaction  # noqa: E402
+from recommender.learning.pipeline import train_and_evaluate  # noqa: E402
+from recommender.learning.ranking import Index, top_n  # noqa: E402
+from recommender.learning.rating import SVD_DEFAULTS, surprise_dataset, surprise_trainset  # noqa: E402
+from recommender.learning.splitting import Interaction, Interactions, split_by_viewer  # noqa: E402
 
 Ratings = list[tuple[int, str, int]]
 
 
-def _load(path: Path) -> tuple[list[Interaction], dict[int, tuple[int | None, str, str]], list[str], Ratings]:
+def _load(path: Path) -> tuple[Interactions, dict[int, tuple[int | None, str, str]], Ratings]:
     layout = movielens.detect(path)
     slugs = {row.source_id: row.slug for row in movielens.read_movies(path, layout)}
     viewers: dict[int, tuple[int | None, str, str]] = {
@@ -50,8 +49,10 @@ def _load(path: Path) -> tuple[list[Interaction], dict[int, tuple[int | None, st
     }
     ratings = [(r.viewer_id, slugs[r.movie_source_id], r.score) for r in movielens.read_ratings(path, layout)]
     latest = {(viewer, movie): score for viewer, movie, score in ratings}
-    interactions = [Interaction(viewer, movie, score) for (viewer, movie), score in latest.items()]
-    return interactions, viewers, sorted(set(slugs.values())), ratings
+    interactions = Interactions.from_records(
+        (Interaction(viewer, movie, score) for (viewer, movie), score in latest.items()), slugs.values()
+    )
+    return interactions, viewers, ratings
 
 
 def _cv_rmse(ratings: Ratings, params: dict[str, Any], folds: int) -> float:
@@ -60,18 +61,26 @@ def _cv_rmse(ratings: Ratings, params: dict[str, Any], folds: int) -> float:
     return float(np.mean(result["test_rmse"]))
 
 
-def _svd_as_ranker(models: TrainedModels) -> dict[str, float]:
-    """Rank every unseen movie by SVD's predicted rating (what a rating-only system serves), with
-    the same baselines and factors the artifact stores for serving."""
-    arrays = rating_arrays(models)
-    scores = (
-        float(arrays["rating_mu"])
-        + arrays["rating_bu"][:, None]
-        + arrays["rating_bi"][None, :]
-        + arrays["rating_pu"] @ arrays["rating_qi"].T
-    )
-    top = top_n(scores, models.seen, max(RANK_CUTOFFS))
-    return ranking_metrics(top, models.relevant)
+def _svd_as_ranker(interactions: Interactions, params: dict[str, Any]) -> dict[str, float]:
+    """Rank every unseen movie by SVD's predicted rating (what a rating-only system serves),
+    fitted on the same training split the rankers are measured on."""
+    split = split_by_viewer(interactions, seed=42)
+    model = SVD(**params, random_state=42).fit(surprise_trainset(split.train.ratings()))
+    index = Index.of(interactions)
+    seen, held_out = index.matrix(split.train), index.matrix(split.test)
+    trainset = model.trainset
+    viewer_rows = index.rows(np.array([trainset.to_raw_uid(u) for u in trainset.all_users()]))
+    columns = np.array([trainset.to_raw_iid(i) for i in trainset.all_items()])
+    # Small data only (MovieLens-100K): the benchmark holds the full score matrix.
+    scores = np.full(seen.shape, model.trainset.global_mean, dtype=np.float32)
+    scores += np.bincount(columns, weights=model.bi, minlength=seen.shape[1])[None, :].astype(np.float32)
+    scores[viewer_rows] += model.bu[:, None].astype(np.float32)
+    factors = np.zeros((seen.shape[0], model.pu.shape[1]), np.float32)
+    factors[viewer_rows] = model.pu
+    movie_factors = np.zeros((seen.shape[1], model.qi.shape[1]), np.float32)
+    movie_factors[columns] = model.qi
+    scores += factors @ movie_factors.T
+    return ranking_metrics(top_n(scores, seen, max(RANK_CUTOFFS)), held_out)
 
 
 def _row(name: str, metrics: dict[str, Any], seconds: float) -> str:
@@ -91,8 +100,8 @@ def main() -> None:
     parser.add_argument("--svdpp", action="store_true", help="also fit SVD++ (slow: minutes)")
     args = parser.parse_args()
 
-    interactions, viewers, catalogue, ratings = _load(args.path)
-    print(f"{args.path}: {len(ratings):,} ratings, {len(viewers):,} viewers, {len(catalogue):,} movies\n")
+    interactions, viewers, ratings = _load(args.path)
+    print(f"{args.path}: {len(ratings):,} ratings, {len(viewers):,} viewers, {len(interactions.catalogue):,} movies\n")
 
     print(f"{'rating model':<26} {'RMSE':>7} {'MAE':>7} {'fit':>8}")
     algorithms = ["baseline", "svd", "knnbaseline", "blend"] + (["svdpp"] if args.svdpp else [])
@@ -101,7 +110,6 @@ def main() -> None:
         models = train_and_evaluate(
             interactions=interactions,
             demographics=viewers,
-            catalogue=catalogue,
             rating_algorithm=name,
             ranker="popularity",
         )
@@ -113,7 +121,6 @@ def main() -> None:
         tuned = train_and_evaluate(
             interactions=interactions,
             demographics=viewers,
-            catalogue=catalogue,
             rating_algorithm="svd",
             ranker="popularity",
             tune=True,
@@ -129,21 +136,20 @@ def main() -> None:
     print()
     header = "  ".join(f"{kind[:4]}@{k:<2}" for k in RANK_CUTOFFS for kind in ("precision", "recall", "ndcg"))
     print(f"{'ranker':<26} {header}  coverage      fit")
-    for ranker in ("ease", "itemknn", "popularity"):
+    for ranker in ("ease", "als", "itemknn", "popularity"):
         started = time.perf_counter()
         models = train_and_evaluate(
             interactions=interactions,
             demographics=viewers,
-            catalogue=catalogue,
             rating_algorithm="baseline",
             ranker=ranker,
         )
         print(_row(ranker, models.metrics, models.metrics["ranker_fit_seconds"]))
         if ranker == "ease":
             print(_row("  popularity on this split", models.metrics["popularity"], 0.0))
-    svd = runs["svd"]
     started = time.perf_counter()
-    print(_row("svd (by predicted rating)", _svd_as_ranker(svd), time.perf_counter() - started))
+    svd_ranking = _svd_as_ranker(interactions, runs["svd"].rating_params)
+    print(_row("svd (by predicted rating)", svd_ranking, time.perf_counter() - started))
 
 
 if __name__ == "__main__":

@@ -1,46 +1,56 @@
-"""Model artifacts: one ``.npz`` file per version holding what serving needs to answer fast.
+"""Model artifacts: one directory per version of ``.npy`` files, memory-mapped by every worker.
 
-Contents (numpy arrays only, loaded with ``allow_pickle=False``, so a file cannot run code):
+Each array is its own uncompressed ``.npy`` file, so a worker maps it (``mmap_mode="r"``)
+rather than reading it: the pages live once in the host's page cache, shared by all gunicorn
+workers of the host, and a worker's own memory does not grow with the number of viewers.
 
-- ``movies`` (slugs) and ``viewers`` (ids): the id maps; rows and columns below follow them;
+Contents (numpy arrays only, never pickles, so a file cannot run code):
+
+- ``movies`` (slugs) and ``viewers`` (ids, sorted): rows and columns below follow them;
 - ``top``: the precomputed best unseen movies per known viewer;
 - ``seen_indptr``/``seen_indices``: what each viewer had seen at training time (CSR);
-- ``weights``: the ranker's item-item matrix (EASE or item-kNN), to rank a changed history;
+- ``ranker_*``: the fitted ranker (``recommender.learning.ranking.RankerModel``): a sparse
+  item-item matrix (EASE, item-kNN), factors (ALS) or popularity, to rank a changed history;
 - ``popular`` and ``cold_keys``/``cold_lists``: cold-start lists, overall and per demographic;
 - ``rating_mu``/``rating_bu``/``rating_bi``/``rating_pu``/``rating_qi``: the rating model's
-  baselines and factors, aligned to the same viewers and movies;
-- ``meta``: JSON with the version's algorithm, parameters and shapes.
+  baselines and factors, aligned to the same viewers and movies.
 
-Loading checks the file's sha256 against the registry: a missing or altered file is an
-``ArtifactError`` naming the file, never a silent fallback.
+``manifest.json`` lists each file with its sha256, dtype and shape, and the version's
+metadata. The registry records the manifest's sha256, so one hash covers every file. Loading
+checks the manifest, then each file (read in chunks, never all at once): a missing or altered
+file is an ``ArtifactError`` naming it, never a silent fallback.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
+import shutil
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from catalog.demographics import age_bucket
 from recommender.learning.pipeline import TrainedModels
+from recommender.learning.ranking import RankerModel
 from recommender.learning.rating import Blend
 
+FORMAT = 2
+MANIFEST = "manifest.json"
 COLD_LIST_LENGTH = 50
 COLD_MIN_VIEWERS = 20
 SHRINK_RATINGS = 10
+RANKER_PREFIX = "ranker_"
 
 
 class ArtifactError(Exception):
-    """A model artifact that is missing, unreadable or not the file the registry recorded."""
+    """A model artifact that is missing, unreadable or not the files the registry recorded."""
 
 
 @dataclass
@@ -53,56 +63,53 @@ class Artifact:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
+    def ranker(self) -> RankerModel:
+        arrays = {
+            name.removeprefix(RANKER_PREFIX): array
+            for name, array in self.arrays.items()
+            if name.startswith(RANKER_PREFIX)
+        }
+        return RankerModel(kind=self.meta["ranker_kind"], arrays=arrays, movies=len(self.arrays["movies"]))
+
 
 def artifact_build(
     models: TrainedModels, *, demographics: dict[int, tuple[int | None, str, str]], meta: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    index = models.index
-    seen = models.seen > 0
-    indptr = np.concatenate([[0], np.cumsum(seen.sum(axis=1))]).astype(np.int64)
-    indices = np.nonzero(seen)[1].astype(np.int32)
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The artifact's metadata and arrays; the arrays are views of the models where possible."""
+    index, seen = models.index, models.seen
     popular, cold_keys, cold_lists = _cold_start(models, demographics)
-    rating = rating_arrays(models)
-    return {
-        "meta": np.array(json.dumps({**meta, "viewers": len(index.viewers), "movies": len(index.movies)})),
+    arrays = {
         "movies": np.array(index.movies, dtype=str),
-        "viewers": np.array(index.viewers, dtype=np.int64),
-        "top": models.top.astype(np.int32),
-        "seen_indptr": indptr,
-        "seen_indices": indices,
-        "weights": models.weights if models.weights is not None else np.zeros((0, 0), dtype=np.float32),
+        "viewers": index.viewers.astype(np.int64),
+        "top": models.top.astype(np.int32, copy=False),
+        "seen_indptr": seen.indptr.astype(np.int64),
+        "seen_indices": seen.indices.astype(np.int32, copy=False),
+        **{RANKER_PREFIX + name: array for name, array in models.ranker_model.arrays.items()},
         "popular": popular,
         "cold_keys": np.array(cold_keys, dtype=str),
         "cold_lists": cold_lists,
-        **rating,
+        **rating_arrays(models),
     }
+    meta = {
+        **meta,
+        "format": FORMAT,
+        "ranker_kind": models.ranker_model.kind,
+        "viewers": len(index.viewers),
+        "movies": len(index.movies),
+    }
+    return meta, arrays
 
 
 def _cold_start(
     models: TrainedModels, demographics: dict[int, tuple[int | None, str, str]]
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Popular and well-rated: a rating mean shrunk toward the global mean, times log(count)."""
-    index, seen = models.index, models.seen
-    scores = np.zeros((len(index.viewers), len(index.movies)), dtype=np.float32)
-    trainset = models.trainset
-    for inner_user, ratings in trainset.ur.items():
-        row = index.viewer_index.get(trainset.to_raw_uid(inner_user))
-        if row is None:
-            continue
-        for inner_item, score in ratings:
-            column = index.movie_index.get(trainset.to_raw_iid(inner_item))
-            if column is not None:
-                scores[row, column] = score
-    global_mean = float(trainset.global_mean) if trainset.n_ratings else 3.5
+    """Popular and well-rated: a rating mean shrunk toward the global mean, times log(count).
 
-    def ranked(rows: np.ndarray | slice) -> np.ndarray:
-        counts = seen[rows].sum(axis=0)
-        rated = (scores[rows] > 0).sum(axis=0)
-        shrunk = (scores[rows].sum(axis=0) + SHRINK_RATINGS * global_mean) / (rated + SHRINK_RATINGS)
-        return np.argsort(-(shrunk * np.log1p(counts)), kind="stable")[:COLD_LIST_LENGTH].astype(np.int32)
-
+    Per group, the sums come from one sparse product (groups by viewers) times (viewers by movies)."""
+    index, seen, ratings = models.index, models.seen, models.ratings
+    global_mean = float(models.trainset.global_mean) if models.trainset.n_ratings else 3.5
     groups: dict[str, list[int]] = defaultdict(list)
-    for row, viewer in enumerate(index.viewers):
+    for row, viewer in enumerate(index.viewers.tolist()):
         age, gender, _ = demographics.get(viewer, (None, "", ""))
         keys = [f"gender:{gender}"] if gender else []
         if age is not None:
@@ -112,32 +119,55 @@ def _cold_start(
         for key in keys:
             groups[key].append(row)
     keys = sorted(key for key, rows in groups.items() if len(rows) >= COLD_MIN_VIEWERS)
-    lists = np.array([ranked(np.array(groups[key])) for key in keys], dtype=np.int32).reshape(len(keys), -1)
-    return ranked(slice(None)), keys, lists
+    membership = sp.csr_matrix(
+        (
+            np.ones(sum(len(groups[key]) for key in keys), np.float32),
+            (np.repeat(np.arange(len(keys)), [len(groups[key]) for key in keys]),
+             np.concatenate([groups[key] for key in keys]) if keys else np.array([], np.int64)),
+        ),
+        shape=(len(keys), len(index.viewers)),
+    )  # fmt: skip
+    everyone = sp.csr_matrix(np.ones((1, len(index.viewers)), np.float32))
+    rated = ratings.copy()
+    rated.data[:] = 1.0
+
+    def ranked(members: sp.csr_matrix) -> np.ndarray:
+        counts = (members @ seen).toarray()
+        shrunk = ((members @ ratings).toarray() + SHRINK_RATINGS * global_mean) / (
+            (members @ rated).toarray() + SHRINK_RATINGS
+        )
+        order = np.argsort(-(shrunk * np.log1p(counts)), axis=1, kind="stable")[:, :COLD_LIST_LENGTH]
+        return order.astype(np.int32)
+
+    lists = ranked(membership) if keys else np.zeros((0, min(COLD_LIST_LENGTH, len(index.movies))), np.int32)
+    return ranked(everyone)[0], keys, lists
 
 
 def rating_arrays(models: TrainedModels) -> dict[str, np.ndarray]:
+    """The rating model's biases and factors in the index's order (scikit-surprise numbers its
+    viewers and movies its own way)."""
     index, trainset, rating = models.index, models.trainset, models.rating
     factor_model = rating.svd if isinstance(rating, Blend) else rating
-    bu = np.zeros(len(index.viewers), dtype=np.float32)
-    bi = np.zeros(len(index.movies), dtype=np.float32)
     pu_source = getattr(factor_model, "pu", None)
     qi_source = getattr(factor_model, "qi", None)
     k = pu_source.shape[1] if pu_source is not None else 0
+    bu = np.zeros(len(index.viewers), dtype=np.float32)
+    bi = np.zeros(len(index.movies), dtype=np.float32)
     pu = np.zeros((len(index.viewers), k), dtype=np.float32)
     qi = np.zeros((len(index.movies), k), dtype=np.float32)
-    user_bias = getattr(rating, "bu", None)
-    item_bias = getattr(rating, "bi", None)
-    for row, viewer in enumerate(index.viewers):
-        if trainset.knows_user(inner := _inner(trainset.to_inner_uid, viewer)):
-            bu[row] = user_bias[inner] if user_bias is not None else 0.0
-            if k and pu_source is not None:
-                pu[row] = pu_source[inner]
-    for column, movie in enumerate(index.movies):
-        if trainset.knows_item(inner := _inner(trainset.to_inner_iid, movie)):
-            bi[column] = item_bias[inner] if item_bias is not None else 0.0
-            if k and qi_source is not None:
-                qi[column] = qi_source[inner]
+    inner_users = np.fromiter(trainset.all_users(), dtype=np.int64, count=trainset.n_users)
+    inner_items = np.fromiter(trainset.all_items(), dtype=np.int64, count=trainset.n_items)
+    rows = index.rows(np.array([trainset.to_raw_uid(u) for u in inner_users.tolist()], dtype=np.int64))
+    columns = np.array([trainset.to_raw_iid(i) for i in inner_items.tolist()], dtype=np.int64)
+    known = rows >= 0
+    user_bias, item_bias = getattr(rating, "bu", None), getattr(rating, "bi", None)
+    if user_bias is not None:
+        bu[rows[known]] = np.asarray(user_bias)[inner_users[known]]
+    if item_bias is not None:
+        bi[columns] = np.asarray(item_bias)[inner_items]
+    if k and pu_source is not None and qi_source is not None:
+        pu[rows[known]] = np.asarray(pu_source)[inner_users[known]]
+        qi[columns] = np.asarray(qi_source)[inner_items]
     return {
         "rating_mu": np.array(float(trainset.global_mean), dtype=np.float64),
         "rating_bu": bu,
@@ -147,43 +177,74 @@ def rating_arrays(models: TrainedModels) -> dict[str, np.ndarray]:
     }
 
 
-def _inner(convert: Callable[[Any], Any], raw: object) -> int:
-    """scikit-surprise's inner id for a raw one, or -1 when the trainset does not know it."""
-    try:
-        return int(convert(raw))
-    except ValueError:
-        return -1
-
-
-def artifact_write(path: Path, arrays: dict[str, np.ndarray]) -> tuple[str, int]:
-    """Write atomically (temporary file, then rename); returns (sha256, size in bytes)."""
+def artifact_write(path: Path, *, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str, int]:
+    """Write the directory atomically (a temporary directory, then a rename); returns the
+    manifest's sha256 and the total size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    # Uncompressed: float matrices barely compress, and serving workers load faster without it.
-    np.savez(buffer, allow_pickle=False, **arrays)
-    data = buffer.getvalue()
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(data)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if temporary.exists():
+        shutil.rmtree(temporary)
+    temporary.mkdir()
+    files: dict[str, dict[str, Any]] = {}
+    total = 0
+    for name, array in arrays.items():
+        file = temporary / f"{name}.npy"
+        np.save(file, array, allow_pickle=False)
+        size = file.stat().st_size
+        files[name] = {"sha256": _file_sha256(file), "bytes": size, "dtype": str(array.dtype), "shape": array.shape}
+        total += size
+    manifest = json.dumps({"format": FORMAT, "meta": meta, "files": files}, indent=1, sort_keys=True).encode()
+    (temporary / MANIFEST).write_bytes(manifest)
+    if path.exists():
+        shutil.rmtree(path)
     os.replace(temporary, path)
-    return hashlib.sha256(data).hexdigest(), len(data)
+    return hashlib.sha256(manifest).hexdigest(), total + len(manifest)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def artifact_load(path: Path, *, sha256: str) -> Artifact:
+    """Check and map an artifact: the arrays are read-only views of the files' pages."""
+    if path.is_file():
+        raise ArtifactError(f"model artifact {path} is a single file from an older recsite: retrain to serve it")
     try:
-        data = path.read_bytes()
+        manifest_bytes = (path / MANIFEST).read_bytes()
     except FileNotFoundError:
         raise ArtifactError(f"model artifact {path} is missing") from None
     except OSError as error:
         raise ArtifactError(f"model artifact {path} cannot be read: {error.strerror}") from None
-    actual = hashlib.sha256(data).hexdigest()
+    actual = hashlib.sha256(manifest_bytes).hexdigest()
     if actual != sha256:
-        raise ArtifactError(f"model artifact {path} is corrupt: sha256 {actual[:16]}..., expected {sha256[:16]}...")
+        raise ArtifactError(
+            f"model artifact {path} is corrupt: manifest sha256 {actual[:16]}..., expected {sha256[:16]}..."
+        )
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        meta = json.loads(str(arrays.pop("meta")))
-    except (ValueError, KeyError, OSError) as error:
+        manifest = json.loads(manifest_bytes)
+        files: dict[str, dict[str, Any]] = manifest["files"]
+        meta: dict[str, Any] = manifest["meta"]
+    except (ValueError, KeyError, TypeError) as error:
         raise ArtifactError(f"model artifact {path} is not a recsite artifact: {error}") from None
+    arrays: dict[str, np.ndarray] = {}
+    for name, recorded in files.items():
+        file = path / f"{name}.npy"
+        try:
+            digest = _file_sha256(file)
+        except OSError as error:
+            raise ArtifactError(f"model artifact {path}: {file.name} cannot be read: {error.strerror}") from None
+        if digest != recorded["sha256"]:
+            raise ArtifactError(f"model artifact {path} is corrupt: {file.name} does not match its sha256")
+        try:
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise ArtifactError(f"model artifact {path}: {file.name} is not a numpy array: {error}") from None
+        # A mapped scalar is a one-element view that numpy will not turn into a float: read it.
+        arrays[name] = np.array(array) if array.ndim == 0 else array
     return Artifact(path=path, sha256=actual, meta=meta, arrays=arrays)
 
 

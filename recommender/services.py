@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -23,7 +24,6 @@ from core.revision import code_revision
 from recommender.artifacts import ArtifactError, artifact_build, artifact_write
 from recommender.dvc import DvcError, dvc_track
 from recommender.learning.pipeline import TrainedModels, train_and_evaluate
-from recommender.learning.splitting import Interaction
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.snapshots import SnapshotData, SnapshotError, snapshot_create, snapshot_load
 
@@ -123,31 +123,29 @@ def _usable_snapshot(snapshot: DataSnapshot | None) -> DataSnapshot:
 def _fit(
     version: ModelVersion, *, data: SnapshotData, tune: bool, seed: int, progress: Callable[[str], None]
 ) -> TrainedModels:
-    interactions = [
-        Interaction(viewer=viewer, movie=movie, score=score)
-        for viewer, movie, minutes, _, score in data.interactions
-        if score is not None or minutes >= settings.WATCH_MIN_MINUTES
-    ]
-    if not interactions:
+    interactions = data.interactions
+    kept = ~np.isnan(interactions.scores) | (data.minutes >= settings.WATCH_MIN_MINUTES)
+    interactions = interactions.subset(kept)
+    if not len(interactions):
         raise TrainingError(f"{version.snapshot} has no interactions to learn from")
     return train_and_evaluate(
         interactions=interactions,
         demographics=data.viewers,
-        catalogue=sorted(data.movies),
         rating_algorithm=version.rating_algorithm,
         ranker=version.ranker,
         seed=seed,
         tune=tune,
+        evaluation_viewers=settings.TRAIN_EVALUATION_VIEWERS,
         progress=progress,
     )
 
 
 def _artifact_store(version: ModelVersion, *, models: TrainedModels, data: SnapshotData) -> None:
     meta = {"version": version.version, "ranker": version.ranker, "rating_algorithm": version.rating_algorithm}
-    arrays = artifact_build(models, demographics=data.viewers, meta=meta)
+    meta, arrays = artifact_build(models, demographics=data.viewers, meta=meta)
     content_hash = version.snapshot.content_hash if version.snapshot else "nosnapshot"
-    path = Path(settings.MODEL_DIR) / f"v{version.version:04d}-{content_hash[:12]}.npz"
-    version.artifact_sha256, version.artifact_bytes = artifact_write(path, arrays)
+    path = Path(settings.MODEL_DIR) / f"v{version.version:04d}-{content_hash[:12]}"
+    version.artifact_sha256, version.artifact_bytes = artifact_write(path, meta=meta, arrays=arrays)
     version.artifact_path = path.name
     record = dvc_track(path=path, repo=Path(settings.MODEL_DIR))
     version.dvc_md5, version.dvc_file = record.md5, record.dvc_file

@@ -5,18 +5,24 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
 import shutil
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
 from catalog.models import Movie, Rating, Viewer, Watch
 from recommender.dvc import dvc_track
+from recommender.learning.splitting import Interactions
 from recommender.models import DataSnapshot
 
 logger = logging.getLogger(__name__)
@@ -34,10 +40,14 @@ class SnapshotError(Exception):
 
 @dataclass
 class SnapshotData:
-    """A snapshot read back from its files: what training needs, in plain Python."""
+    """A snapshot read back from its files: what training needs, as columns.
 
-    ratings: list[tuple[int, str, int, int]]  # viewer, movie, score, epoch seconds
-    interactions: list[tuple[int, str, int, int, int | None]]  # viewer, movie, minutes, max minute, score
+    ``interactions`` holds one entry per (viewer, movie) with the current score; ``minutes``
+    the minutes watched of each, in the same order. Ratings history stays in ``ratings.csv``
+    (``snapshot_ratings`` reads it row by row): training needs only the current scores."""
+
+    interactions: Interactions
+    minutes: np.ndarray  # int32, minutes watched per interaction
     viewers: dict[int, tuple[int | None, str, str]]  # viewer -> age, gender, occupation
     movies: dict[str, tuple[str, int | None, list[str], int | None]] = field(default_factory=dict)
 
@@ -94,64 +104,105 @@ def snapshot_create(*, track: bool = True) -> DataSnapshot:
 
 
 def _write_files(directory: Path) -> dict[str, object]:
+    """Write the four files as a stream, one viewer at a time: memory stays flat however many
+    ratings there are. Rows are sorted by viewer, then movie slug (sorted in Python: databases
+    order strings by their collation, not by code point)."""
     slugs = dict(Movie.objects.values_list("id", "slug"))
-    current: dict[tuple[int, int], tuple[int, datetime]] = {}
-    for viewer_id, movie_id, score, rated_at in (
-        Rating.objects.order_by("viewer_id", "movie_id", "rated_at", "id")
-        .values_list("viewer_id", "movie_id", "score", "rated_at")
-        .iterator(chunk_size=20_000)
+    viewer_ids: set[int] = set()
+    movie_ids: set[int] = set()
+    ratings_count = interactions_count = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    with (
+        _csv_writer(directory / "ratings.csv", RATING_COLUMNS) as ratings,
+        _csv_writer(directory / "interactions.csv", INTERACTION_COLUMNS) as interactions,
     ):
-        current[(viewer_id, movie_id)] = (score, rated_at)  # the latest rating wins
-    ratings = sorted(
-        (viewer_id, slugs[movie_id], score, int(rated_at.timestamp()))
-        for (viewer_id, movie_id), (score, rated_at) in current.items()
-    )
-    _write_csv(directory / "ratings.csv", RATING_COLUMNS, ratings)
+        for viewer_id, current, watches in _by_viewer(_latest_ratings(), _watches()):
+            viewer_ids.add(viewer_id)
+            for movie_id in sorted(current.keys() | watches.keys(), key=slugs.__getitem__):
+                movie_ids.add(movie_id)
+                score, rated_at = current.get(movie_id, ("", None))
+                minutes, max_minute, seen_at = watches.get(movie_id, (0, 0, None))
+                at = max(moment for moment in (rated_at, seen_at) if moment is not None)
+                first = at if first is None or at < first else first
+                last = at if last is None or at > last else last
+                if rated_at is not None:
+                    ratings.writerow((viewer_id, slugs[movie_id], score, int(rated_at.timestamp())))
+                    ratings_count += 1
+                interactions.writerow((viewer_id, slugs[movie_id], minutes, max_minute, score, int(at.timestamp())))
+                interactions_count += 1
 
-    # (minutes watched, furthest minute, current score or "" when unrated, latest event)
-    interactions: dict[tuple[int, int], tuple[int, int, int | str, datetime]] = {}
-    for viewer_id, movie_id, minutes, max_minute, last_seen in Watch.objects.values_list(
-        "viewer_id", "movie_id", "minutes_watched", "max_minute", "last_seen_at"
-    ).iterator(chunk_size=20_000):
-        interactions[(viewer_id, movie_id)] = (minutes, max_minute, "", last_seen)
-    for key, (score, rated_at) in current.items():
-        minutes, max_minute, _, last = interactions.get(key, (0, 0, "", rated_at))
-        interactions[key] = (minutes, max_minute, score, max(last, rated_at))
-    interaction_rows = sorted(
-        (viewer_id, slugs[movie_id], minutes, max_minute, score, int(last.timestamp()))
-        for (viewer_id, movie_id), (minutes, max_minute, score, last) in interactions.items()
-    )
-    _write_csv(directory / "interactions.csv", INTERACTION_COLUMNS, interaction_rows)
-
-    viewer_ids = {row[0] for row in interaction_rows}
-    viewers = sorted(
-        (viewer.id, "" if viewer.age is None else viewer.age, viewer.gender, viewer.occupation)
-        for viewer in Viewer.objects.filter(id__in=viewer_ids).iterator(chunk_size=20_000)
-    )
-    _write_csv(directory / "viewers.csv", VIEWER_COLUMNS, viewers)
-    movie_slugs = {row[1] for row in interaction_rows}
+    with _csv_writer(directory / "viewers.csv", VIEWER_COLUMNS) as viewers:
+        for viewer in Viewer.objects.order_by("id").iterator(chunk_size=20_000):
+            if viewer.id in viewer_ids:
+                age = "" if viewer.age is None else viewer.age
+                viewers.writerow((viewer.id, age, viewer.gender, viewer.occupation))
     movies = sorted(
         (m.slug, m.title, "" if m.year is None else m.year, "|".join(m.genres), m.runtime_minutes or "")
-        for m in Movie.objects.filter(slug__in=movie_slugs).iterator(chunk_size=20_000)
+        for m in Movie.objects.iterator(chunk_size=20_000)
+        if m.id in movie_ids
     )
-    _write_csv(directory / "movies.csv", MOVIE_COLUMNS, movies)
-
-    times = [row[5] for row in interaction_rows]
+    with _csv_writer(directory / "movies.csv", MOVIE_COLUMNS) as writer:
+        writer.writerows(movies)
     return {
-        "rating_rows": len(ratings),
-        "interaction_rows": len(interaction_rows),
+        "rating_rows": ratings_count,
+        "interaction_rows": interactions_count,
         "viewer_count": len(viewer_ids),
-        "movie_count": len(movie_slugs),
-        "window_start": datetime.fromtimestamp(min(times), tz=UTC) if times else None,
-        "window_end": datetime.fromtimestamp(max(times), tz=UTC) if times else None,
+        "movie_count": len(movie_ids),
+        "window_start": first,
+        "window_end": last,
     }
 
 
-def _write_csv(path: Path, columns: list[str], rows: Iterable[Iterable[object]]) -> None:
+def _latest_ratings() -> Iterator[tuple[int, int, int, datetime]]:
+    """(viewer, movie, score, rated at) of each pair's latest rating, by viewer then movie id."""
+    previous: tuple[int, int, int, datetime] | None = None
+    rows = (
+        Rating.objects.order_by("viewer_id", "movie_id", "rated_at", "id")
+        .values_list("viewer_id", "movie_id", "score", "rated_at")
+        .iterator(chunk_size=20_000)
+    )
+    for row in rows:
+        if previous is not None and previous[:2] != row[:2]:
+            yield previous
+        previous = row
+    if previous is not None:
+        yield previous
+
+
+def _watches() -> Iterator[tuple[int, int, int, int, datetime]]:
+    return (
+        Watch.objects.order_by("viewer_id", "movie_id")
+        .values_list("viewer_id", "movie_id", "minutes_watched", "max_minute", "last_seen_at")
+        .iterator(chunk_size=20_000)
+    )
+
+
+def _by_viewer(
+    ratings: Iterator[tuple[int, int, int, datetime]], watches: Iterator[tuple[int, int, int, int, datetime]]
+) -> Iterator[tuple[int, dict[int, tuple[int, datetime]], dict[int, tuple[int, int, datetime]]]]:
+    """Merge the two streams (both ordered by viewer) into one group per viewer."""
+    rating = next(ratings, None)
+    watch = next(watches, None)
+    while rating is not None or watch is not None:
+        viewer = min(row[0] for row in (rating, watch) if row is not None)
+        current: dict[int, tuple[int, datetime]] = {}
+        while rating is not None and rating[0] == viewer:
+            current[rating[1]] = (rating[2], rating[3])
+            rating = next(ratings, None)
+        watched: dict[int, tuple[int, int, datetime]] = {}
+        while watch is not None and watch[0] == viewer:
+            watched[watch[1]] = (watch[2], watch[3], watch[4])
+            watch = next(watches, None)
+        yield viewer, current, watched
+
+
+@contextmanager
+def _csv_writer(path: Path, columns: list[str]) -> Iterator[Any]:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(rows)
+        yield writer
 
 
 def _hash_files(directory: Path) -> str:
@@ -171,39 +222,48 @@ def _hash_files(directory: Path) -> str:
 
 
 def snapshot_check_quality(*, directory: Path) -> tuple[dict[str, object], list[str]]:
-    """The data-quality gate before training: figures, and the reasons it fails (if any)."""
+    """The data-quality gate before training: figures, and the reasons it fails (if any).
+
+    It reads the files row by row: the check costs no memory per rating."""
     reasons: list[str] = []
     quality: dict[str, object] = {}
     try:
-        data = _read(directory)
-    except (SnapshotError, ValueError) as error:
+        _check_columns(directory)
+        count = out_of_range = duplicates = total = 0
+        previous: tuple[str, str] | None = None
+        for row in _rows(directory / "ratings.csv"):
+            score, pair = int(row["score"]), (row["viewer_id"], row["movie"])
+            count, total = count + 1, total + score
+            out_of_range += not 1 <= score <= 5
+            duplicates += pair == previous  # the file is sorted: a repeated pair is adjacent
+            previous = pair
+        viewers: set[int] = set()
+        interactions = 0
+        for row in _rows(directory / "interactions.csv"):
+            viewers.add(int(row["viewer_id"]))
+            interactions += 1
+    except (SnapshotError, ValueError, KeyError, TypeError) as error:
         return {"schema": "invalid"}, [f"schema: {error}"]
-    quality["schema"] = "ok"
-
-    scores = [score for _, _, score, _ in data.ratings]
-    out_of_range = sum(1 for score in scores if not 1 <= score <= 5)
-    pairs = [(viewer, movie) for viewer, movie, _, _ in data.ratings]
-    duplicates = len(pairs) - len(set(pairs))
     quality.update(
-        ratings=len(scores),
-        interactions=len(data.interactions),
+        schema="ok",
+        ratings=count,
+        interactions=interactions,
         out_of_range=out_of_range,
         duplicate_pairs=duplicates,
-        mean_score=round(sum(scores) / len(scores), 4) if scores else None,
+        mean_score=round(total / count, 4) if count else None,
     )
     if out_of_range:
         reasons.append(f"{out_of_range} ratings outside 1-5")
     if duplicates:
         reasons.append(f"{duplicates} duplicate (viewer, movie) ratings")
-    if len(scores) < settings.SNAPSHOT_MIN_RATINGS:
-        reasons.append(f"{len(scores)} ratings, fewer than the minimum of {settings.SNAPSHOT_MIN_RATINGS}")
+    if count < settings.SNAPSHOT_MIN_RATINGS:
+        reasons.append(f"{count} ratings, fewer than the minimum of {settings.SNAPSHOT_MIN_RATINGS}")
 
-    viewers = {viewer for viewer, *_ in data.interactions}
-    previous = DataSnapshot.objects.filter(status=DataSnapshot.Status.OK).order_by("-created_at").first()
-    if previous is not None and previous.directory.is_dir():
-        known = {int(row["viewer_id"]) for row in _rows(previous.directory / "viewers.csv")}
+    previous_snapshot = DataSnapshot.objects.filter(status=DataSnapshot.Status.OK).order_by("-created_at").first()
+    if previous_snapshot is not None and previous_snapshot.directory.is_dir():
+        known = {int(row["viewer_id"]) for row in _rows(previous_snapshot.directory / "viewers.csv")}
         new_share = len(viewers - known) / len(viewers) if viewers else 0.0
-        quality.update(previous_snapshot=previous.content_hash[:16], new_viewer_share=round(new_share, 4))
+        quality.update(previous_snapshot=previous_snapshot.content_hash[:16], new_viewer_share=round(new_share, 4))
         if new_share > settings.SNAPSHOT_MAX_NEW_VIEWER_SHARE:
             reasons.append(
                 f"{new_share:.0%} of viewers are new since the previous snapshot "
@@ -229,7 +289,13 @@ def _rows(path: Path) -> Iterable[dict[str, str]]:
         yield from csv.DictReader(handle)
 
 
-def _read(directory: Path) -> SnapshotData:
+def snapshot_ratings(snapshot: DataSnapshot) -> Iterator[tuple[int, str, int, int]]:
+    """(viewer, movie, score, epoch seconds) of each current rating in the snapshot."""
+    for r in _rows(snapshot.directory / "ratings.csv"):
+        yield int(r["viewer_id"]), r["movie"], int(r["score"]), int(r["rated_at"])
+
+
+def _check_columns(directory: Path) -> None:
     for name, columns in zip(
         SNAPSHOT_FILES, (RATING_COLUMNS, INTERACTION_COLUMNS, VIEWER_COLUMNS, MOVIE_COLUMNS), strict=True
     ):
@@ -240,23 +306,11 @@ def _read(directory: Path) -> SnapshotData:
             header = handle.readline().strip().split(",")
         if header != columns:
             raise SnapshotError(f"{path}: columns {header} are not {columns}")
-    ratings = [
-        (int(r["viewer_id"]), r["movie"], int(r["score"]), int(r["rated_at"])) for r in _rows(directory / "ratings.csv")
-    ]
-    interactions = [
-        (
-            int(r["viewer_id"]),
-            r["movie"],
-            int(r["minutes_watched"]),
-            int(r["max_minute"]),
-            int(r["score"]) if r["score"] else None,
-        )
-        for r in _rows(directory / "interactions.csv")
-    ]
-    viewers = {
-        int(r["viewer_id"]): (int(r["age"]) if r["age"] else None, r["gender"], r["occupation"])
-        for r in _rows(directory / "viewers.csv")
-    }
+
+
+def _read(directory: Path) -> SnapshotData:
+    """Read the files into columns: typed arrays grow as the rows come, with no object per row."""
+    _check_columns(directory)
     movies = {
         r["movie"]: (
             r["title"],
@@ -266,4 +320,29 @@ def _read(directory: Path) -> SnapshotData:
         )
         for r in _rows(directory / "movies.csv")
     }
-    return SnapshotData(ratings=ratings, interactions=interactions, viewers=viewers, movies=movies)
+    catalogue = sorted(movies)
+    column = {movie: i for i, movie in enumerate(catalogue)}
+    viewer_ids, movie_columns, scores, minutes = array("q"), array("i"), array("f"), array("i")
+    with (directory / "interactions.csv").open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for viewer, movie, watched, _, score, _ in reader:
+            if movie not in column:
+                raise SnapshotError(f"{directory / 'interactions.csv'}: movie {movie!r} is not in movies.csv")
+            viewer_ids.append(int(viewer))
+            movie_columns.append(column[movie])
+            scores.append(float(score) if score else math.nan)
+            minutes.append(int(watched))
+    viewers = {
+        int(r["viewer_id"]): (int(r["age"]) if r["age"] else None, r["gender"], r["occupation"])
+        for r in _rows(directory / "viewers.csv")
+    }
+    interactions = Interactions(
+        viewers=np.frombuffer(viewer_ids, dtype=np.int64),
+        movies=np.frombuffer(movie_columns, dtype=np.int32),
+        scores=np.frombuffer(scores, dtype=np.float32),
+        catalogue=catalogue,
+    )
+    return SnapshotData(
+        interactions=interactions, minutes=np.frombuffer(minutes, dtype=np.int32), viewers=viewers, movies=movies
+    )

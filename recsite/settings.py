@@ -203,6 +203,9 @@ WATCH_MIN_MINUTES = env_int("WATCH_MIN_MINUTES", 5, minimum=0)
 TRAIN_RATING_ALGORITHM = env_str("TRAIN_RATING_ALGORITHM", "svd").lower()
 TRAIN_RANKER = env_str("TRAIN_RANKER", "ease").lower()
 TRAIN_SEED = env_int("TRAIN_SEED", 42)
+# Ranking metrics are measured on at most this many viewers (a fixed sample, stated in the
+# version's metrics): the measurement's cost then stays flat as the platform grows.
+TRAIN_EVALUATION_VIEWERS = env_int("TRAIN_EVALUATION_VIEWERS", 50_000, minimum=100)
 # The git commit of the code, for images built without a .git directory.
 CODE_REVISION = env_str("CODE_REVISION", "")
 RETRAIN_EVERY_MINUTES = env_int("RETRAIN_EVERY_MINUTES", 2 * 24 * 60, minimum=1)

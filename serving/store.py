@@ -3,8 +3,9 @@
 Each worker process holds the artifacts of the versions it serves, loaded once and checked
 against their sha256 (``ModelStore``). The request path does no training-time work: a known
 viewer's list is the precomputed top list minus what they rated or finished since; a viewer with
-a changed or new history is scored with one sparse row-sum over the ranker's item-item weights
-and a partial sort; a viewer with no history gets the cold-start list for their demographics.
+a changed or new history is scored by the ranker (a sparse row-sum over item-item weights, or
+ALS's fold-in: one k-by-k solve) and a partial sort; a viewer with no history gets the
+cold-start list for their demographics.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from catalog.demographics import age_bucket
 from recommender.artifacts import Artifact, ArtifactError, artifact_load
+from recommender.learning.ranking import RankerModel
 from recommender.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -40,28 +42,36 @@ class Answer:
 
 @dataclass
 class ServingModel:
-    """One loaded artifact, with the lookups the request path needs."""
+    """One loaded artifact, with the lookups the request path needs.
+
+    The arrays are memory-mapped (shared by the host's workers); a viewer's row is found by
+    binary search in the sorted viewer ids, so nothing here grows with the number of viewers."""
 
     version: int
     version_id: int
     artifact: Artifact
     movies: list[str] = field(init=False)
     movie_index: dict[str, int] = field(init=False)
-    viewer_row: dict[int, int] = field(init=False)
     cold: dict[str, np.ndarray] = field(init=False)
+    ranker: RankerModel = field(init=False)
 
     def __post_init__(self) -> None:
         self.movies = [str(movie) for movie in self.artifact["movies"]]
         self.movie_index = {movie: column for column, movie in enumerate(self.movies)}
-        self.viewer_row = {int(viewer): row for row, viewer in enumerate(self.artifact["viewers"])}
         self.cold = dict(
             zip((str(key) for key in self.artifact["cold_keys"]), self.artifact["cold_lists"], strict=True)
         )
+        self.ranker = self.artifact.ranker()
 
     @classmethod
     def load(cls, version: ModelVersion) -> ServingModel:
         artifact = artifact_load(version.artifact_file, sha256=version.artifact_sha256)
         return cls(version=version.version, version_id=version.pk, artifact=artifact)
+
+    def viewer_row(self, viewer_id: int) -> int | None:
+        viewers = self.artifact["viewers"]
+        row = int(np.searchsorted(viewers, viewer_id))
+        return row if row < len(viewers) and int(viewers[row]) == viewer_id else None
 
     def seen_at_training(self, row: int) -> np.ndarray:
         indptr = self.artifact["seen_indptr"]
@@ -79,18 +89,17 @@ class ServingModel:
         """``history``: movies the viewer rated or watched (now); ``finished``: rated or watched
         to the end (never recommended again)."""
         exclude = {self.movie_index[m] for m in finished if m in self.movie_index}
-        row = self.viewer_row.get(viewer_id)
+        row = self.viewer_row(viewer_id)
         if row is not None:
-            listed = [column for column in self.artifact["top"][row].tolist() if column not in exclude]
+            listed = [column for column in self.artifact["top"][row].tolist() if column >= 0 and column not in exclude]
             if len(listed) >= count:
                 return Answer([self.movies[c] for c in listed[:count]], "personalized")
         known = {self.movie_index[m] for m in history if m in self.movie_index}
         if row is not None:
             known |= {int(column) for column in self.seen_at_training(row)}
-        weights = self.artifact["weights"]
-        if known and weights.size:
-            columns = np.fromiter(known, dtype=np.int64)
-            scores = weights[columns].sum(axis=0)
+        if known and self.ranker.kind != "popularity":
+            columns = np.fromiter(sorted(known), dtype=np.int64)
+            scores = self.ranker.score_history(columns)
             scores[columns] = -np.inf
             if exclude:
                 scores[np.fromiter(exclude, dtype=np.int64)] = -np.inf

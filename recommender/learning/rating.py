@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from surprise import SVD, AlgoBase, BaselineOnly, Dataset, KNNBaseline, Reader, SVDpp
@@ -118,13 +118,34 @@ def rating_model(name: str, params: dict[str, Any] | None = None, *, seed: int =
     return algorithm.build(algorithm.parameters(params), seed)
 
 
-def surprise_trainset(ratings: Iterable[tuple[int, str, int]]) -> Any:
+class RatingRows(Protocol):
+    """Rows of (viewer, movie, score) that know how many they are."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[tuple[int, int | str, float]]: ...
+
+
+def surprise_trainset(ratings: RatingRows) -> Any:
+    """A trainset read from ``ratings`` in one pass (scikit-surprise keeps its own copy)."""
     dataset = Dataset(Reader(rating_scale=(1, 5)))
-    return dataset.construct_trainset([(viewer, movie, float(score), None) for viewer, movie, score in ratings])
+    return dataset.construct_trainset(_Timeless(ratings))
+
+
+class _Timeless:
+    """Rows as scikit-surprise reads them (with a timestamp), made as it reads them."""
+
+    def __init__(self, ratings: RatingRows) -> None:
+        self.ratings = ratings
+
+    def __len__(self) -> int:
+        return len(self.ratings)
+
+    def __iter__(self) -> Iterator[tuple[int, int | str, float, None]]:
+        return ((viewer, movie, float(score), None) for viewer, movie, score in self.ratings)
 
 
 @contextmanager
-def surprise_dataset(ratings: Iterable[tuple[int, str, int]]) -> Iterator[Any]:
+def surprise_dataset(ratings: Iterable[tuple[int, int | str, float]]) -> Iterator[Any]:
     """A scikit-surprise ``Dataset`` for cross-validation, through the file loader it documents."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "ratings.csv"
@@ -133,7 +154,7 @@ def surprise_dataset(ratings: Iterable[tuple[int, str, int]]) -> Iterator[Any]:
         yield Dataset.load_from_file(str(path), Reader(line_format="user item rating", sep=",", rating_scale=(1, 5)))
 
 
-def tune_svd(ratings: list[tuple[int, str, int]], *, seed: int, folds: int = 3) -> tuple[dict[str, Any], float]:
+def tune_svd(ratings: list[tuple[int, int, float]], *, seed: int, folds: int = 3) -> tuple[dict[str, Any], float]:
     """Grid-search SVD's parameters by cross-validation on the training ratings only."""
     with surprise_dataset(ratings) as data:
         search = GridSearchCV(

@@ -5,7 +5,13 @@ import pytest
 from django.conf import settings
 
 from recommender.models import DataSnapshot
-from recommender.snapshots import SnapshotError, snapshot_check_quality, snapshot_create, snapshot_load
+from recommender.snapshots import (
+    SnapshotError,
+    snapshot_check_quality,
+    snapshot_create,
+    snapshot_load,
+    snapshot_ratings,
+)
 from stream.services import stream_ingest_batch
 
 
@@ -61,7 +67,9 @@ def test_the_latest_rating_is_the_one_in_the_snapshot(db):
 
     snapshot = snapshot_create(track=False)
 
-    assert snapshot_load(snapshot).ratings == [(7, "the+matrix+1999", 2, 1696334400)]
+    assert list(snapshot_ratings(snapshot)) == [(7, "the+matrix+1999", 2, 1696334400)]
+    data = snapshot_load(snapshot)
+    assert data.interactions.scores.tolist() == [2.0]
 
 
 def test_too_few_ratings_fail_the_quality_check_and_are_recorded(db, settings):

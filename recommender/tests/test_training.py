@@ -1,5 +1,7 @@
+import shutil
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import time_machine
 from django.conf import settings
@@ -30,7 +32,8 @@ def test_training_registers_a_version_with_its_lineage(trained_version):
     assert set(version.group_metrics) == {"gender", "age", "occupation"}
     assert version.training_finished_at >= version.training_started_at
     assert len(version.code_revision) >= 40
-    assert version.artifact_file.is_file()
+    assert (version.artifact_file / "manifest.json").is_file()
+    assert version.dvc_md5.endswith(".dir")  # DVC tracks the artifact as a directory
     assert (settings.MODEL_DIR / version.dvc_file).is_file()
     assert version.dvc_md5 in (settings.MODEL_DIR / version.dvc_file).read_text()
 
@@ -89,47 +92,58 @@ def test_training_refuses_a_snapshot_that_failed_its_quality_check(db, settings)
     assert "quality check" in mail.outbox[-1].subject
 
 
-def test_artifact_loads_and_its_rating_model_matches_surprise(trained_version):
+def test_artifact_loads_and_its_rating_model_is_the_refit_on_all_the_data(trained_version):
     artifact = artifact_load(trained_version.artifact_file, sha256=trained_version.artifact_sha256)
 
     assert artifact.meta["version"] == 1
     assert artifact["top"].shape[0] == len(artifact["viewers"])
     assert artifact["popular"].shape[0] > 0
     assert any(key.startswith("gender:") for key in artifact["cold_keys"])
-    # The rating model in the artifact predicts what the scikit-surprise model did.
+    # The rating model in the artifact predicts what scikit-surprise's SVD fitted on every
+    # rating of the snapshot predicts, not the one fitted on the training split.
     row, column = 0, int(artifact["top"][0][0])
-    expected = trained_version_prediction(trained_version, artifact, row, column)
-    assert predict_rating(artifact, viewer_row=row, movie_column=column) == pytest.approx(expected, abs=1e-4)
+    refit, held_out_fit = _surprise_predictions(trained_version, artifact, row, column)
+    assert predict_rating(artifact, viewer_row=row, movie_column=column) == pytest.approx(refit, abs=1e-4)
+    assert refit != pytest.approx(held_out_fit, abs=1e-4)
+    assert trained_version.metrics["refit"]["ratings"] > trained_version.metrics["split"]["train_ratings"]
 
 
-def trained_version_prediction(version, artifact, row, column):
-    from surprise import SVD  # noqa: F401 - the same algorithm, refitted from the snapshot
-
+def _surprise_predictions(version, artifact, row, column):
     from recommender.learning.rating import rating_model, surprise_trainset
-    from recommender.learning.splitting import Interaction, split_by_viewer
+    from recommender.learning.splitting import split_by_viewer
     from recommender.snapshots import snapshot_load
 
     data = snapshot_load(version.snapshot)
-    interactions = [Interaction(v, m, s) for v, m, minutes, _, s in data.interactions if s is not None or minutes >= 5]
+    interactions = data.interactions.subset(~np.isnan(data.interactions.scores) | (data.minutes >= 5))
     split = split_by_viewer(interactions, seed=version.params["seed"])
-    model = rating_model("svd", version.params["rating"], seed=version.params["seed"]).fit(
-        surprise_trainset(split.train_ratings)
-    )
-    return model.predict(int(artifact["viewers"][row]), str(artifact["movies"][column])).est
+    viewer, movie = int(artifact["viewers"][row]), column
+    predictions = []
+    for ratings in (interactions.ratings(), split.train.ratings()):
+        model = rating_model("svd", version.params["rating"], seed=version.params["seed"])
+        predictions.append(model.fit(surprise_trainset(ratings)).predict(viewer, movie).est)
+    return predictions
 
 
 def test_a_corrupt_artifact_is_refused_naming_the_file(trained_version):
-    path = trained_version.artifact_file
+    path = trained_version.artifact_file / "top.npy"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
 
-    with pytest.raises(ArtifactError, match=rf"model artifact {path} is corrupt"):
-        artifact_load(path, sha256=trained_version.artifact_sha256)
+    with pytest.raises(ArtifactError, match=rf"model artifact {trained_version.artifact_file} is corrupt: top.npy"):
+        artifact_load(trained_version.artifact_file, sha256=trained_version.artifact_sha256)
+
+
+def test_an_altered_manifest_is_refused(trained_version):
+    manifest = trained_version.artifact_file / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"version": 1', '"version": 2'))
+
+    with pytest.raises(ArtifactError, match="is corrupt: manifest sha256"):
+        artifact_load(trained_version.artifact_file, sha256=trained_version.artifact_sha256)
 
 
 def test_a_missing_artifact_is_refused_naming_the_file(trained_version):
-    trained_version.artifact_file.unlink()
+    shutil.rmtree(trained_version.artifact_file)
 
     with pytest.raises(ArtifactError, match="is missing"):
         artifact_load(trained_version.artifact_file, sha256=trained_version.artifact_sha256)

@@ -168,7 +168,7 @@ def test_a_corrupt_new_version_is_refused_and_the_old_one_keeps_serving(client, 
     router.route(None)
     second = model_train(actor="test")
     model_version_set_status(version=second, status=ModelVersion.Status.STABLE)
-    second.artifact_file.write_bytes(b"not a model")
+    (second.artifact_file / "top.npy").write_bytes(b"not a model")
 
     router.refresh()
 
@@ -282,7 +282,7 @@ def test_the_schema_headers_stay_printable(client, db):
 
 
 def test_a_corrupt_stable_artifact_is_not_reread_on_every_request(client, serving, monkeypatch):
-    serving.artifact_file.write_bytes(b"not an artifact")
+    (serving.artifact_file / "manifest.json").write_bytes(b"not an artifact")
     router.reset()
     reads = []
     real_load = artifact_load
