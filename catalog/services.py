@@ -11,9 +11,10 @@ from django.db import transaction
 
 from catalog import movielens
 from catalog.models import Movie, Rating, Viewer
-from core.db import bulk_upsert
+from core.db import bulk_insert_new, bulk_upsert
 
 _RATINGS_BATCH = 5000
+RATING_FIELDS = ["viewer", "movie", "score", "rated_at", "source"]
 
 
 @dataclass
@@ -50,14 +51,12 @@ def movielens_import(*, path: Path, progress: Callable[[int], None] | None = Non
         bulk_upsert(Viewer, viewers, unique_fields=["id"], update_fields=["age", "gender", "occupation"])
         result.viewers = len(viewers)
     for batch in _rating_batches(path, layout, movie_ids):
-        before = Rating.objects.count()
         with transaction.atomic():
             Viewer.objects.bulk_create(
-                [Viewer(id=viewer_id) for viewer_id in {r.viewer_id for r in batch}], ignore_conflicts=True
+                [Viewer(id=viewer_id) for viewer_id in {row[0] for row in batch}], ignore_conflicts=True
             )
-            Rating.objects.bulk_create(batch, ignore_conflicts=True, batch_size=2000)
+            result.ratings_new += bulk_insert_new(Rating, RATING_FIELDS, batch)
         result.ratings += len(batch)
-        result.ratings_new += Rating.objects.count() - before
         if progress:
             progress(len(batch))
     return result
@@ -92,22 +91,20 @@ def _import_movies(directory: Path, layout: movielens.Layout) -> dict[int, int]:
     return {source_id: ids[slug] for source_id, slug in slug_of_source.items()}
 
 
-def _rating_batches(directory: Path, layout: movielens.Layout, movie_ids: dict[int, int]) -> Iterator[list[Rating]]:
-    batch: list[Rating] = []
+def _rating_batches(
+    directory: Path, layout: movielens.Layout, movie_ids: dict[int, int]
+) -> Iterator[list[tuple[int, int, int, datetime, str]]]:
+    """Rows of ``RATING_FIELDS`` in batches: plain tuples, not model instances (a model instance
+    per rating cost more than the insert)."""
+    batch: list[tuple[int, int, int, datetime, str]] = []
+    source = Rating.Source.MOVIELENS.value
     for row in movielens.read_ratings(directory, layout):
-        if row.movie_source_id not in movie_ids:
+        movie_id = movie_ids.get(row.movie_source_id)
+        if movie_id is None:
             raise movielens.MovieLensFormatError(
                 directory / layout.ratings, row.line, f"movie id {row.movie_source_id} is not in the movie file"
             )
-        batch.append(
-            Rating(
-                viewer_id=row.viewer_id,
-                movie_id=movie_ids[row.movie_source_id],
-                score=row.score,
-                rated_at=datetime.fromtimestamp(row.timestamp, tz=UTC),
-                source=Rating.Source.MOVIELENS,
-            )
-        )
+        batch.append((row.viewer_id, movie_id, row.score, datetime.fromtimestamp(row.timestamp, tz=UTC), source))
         if len(batch) >= _RATINGS_BATCH:
             yield batch
             batch = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import DatabaseError, connection, models
 
@@ -22,6 +23,34 @@ def bulk_upsert(
     model._default_manager.bulk_create(
         rows, update_conflicts=True, unique_fields=target, update_fields=update_fields, batch_size=batch_size
     )
+
+
+def bulk_insert_new(model: type[models.Model], fields: list[str], rows: Sequence[Sequence[Any]]) -> int:
+    """Insert ``rows`` (values of ``fields``, in order), skipping those a unique constraint
+    already holds, in one statement per batch; returns how many were inserted.
+
+    The database says how many rows it inserted (the cursor's row count), so the caller never
+    counts the table: a count per batch made importing quadratic in the table's size."""
+    if not rows:
+        return 0
+    prepared = [field for name in fields if isinstance(field := model._meta.get_field(name), models.Field)]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in prepared)
+    placeholders = ", ".join(["%s"] * len(fields))
+    table = quote(model._meta.db_table)
+    if connection.vendor == "mysql":
+        sql = f"INSERT IGNORE INTO {table} ({columns}) VALUES ({placeholders})"
+    elif connection.vendor == "sqlite":
+        sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({placeholders})"
+    else:
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"
+    params = [
+        [field.get_db_prep_save(value, connection) for field, value in zip(prepared, row, strict=True)] for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        inserted: int = cursor.rowcount
+    return max(inserted, 0)
 
 
 def connection_drop_if_broken() -> None:

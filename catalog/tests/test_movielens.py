@@ -35,7 +35,7 @@ def _ml100k(directory: Path, *, ratings: str | None = None) -> Path:
 def test_imports_ml100k_movies_viewers_and_ratings(db, tmp_path):
     result = movielens_import(path=_ml100k(tmp_path / "ml-100k"))
 
-    assert (result.layout, result.movies, result.viewers, result.ratings) == ("ml-100k", 3, 3, 4)
+    assert (result.layout, result.movies, result.viewers, result.ratings, result.ratings_new) == ("ml-100k", 3, 3, 4, 4)
     shawshank = Movie.objects.get(slug="the+shawshank+redemption+1994")
     assert (shawshank.title, shawshank.year, shawshank.genres, shawshank.source_id) == (
         "Shawshank Redemption, The",
@@ -48,6 +48,19 @@ def test_imports_ml100k_movies_viewers_and_ratings(db, tmp_path):
     assert (viewer.age, viewer.gender, viewer.occupation) == (23, "M", "college/grad student")
     # MovieLens lists Chasing Amy under ids 3 and 4: both ratings land on one movie.
     assert Rating.objects.filter(movie__slug="chasing+amy+1997").count() == 2
+
+
+def test_a_second_import_counts_only_the_ratings_it_added(db, tmp_path):
+    directory = _ml100k(tmp_path / "ml-100k")
+    movielens_import(path=directory)
+    with (directory / "u.data").open("a") as handle:
+        handle.write("2\t1\t4\t880000000\n")
+
+    again = movielens_import(path=directory)
+
+    assert (again.ratings, again.ratings_new) == (5, 1)
+    added = Rating.objects.get(viewer_id=2, movie__slug="the+shawshank+redemption+1994")
+    assert (added.score, int(added.rated_at.timestamp()), added.source) == (4, 880000000, "movielens")
 
 
 def test_importing_twice_changes_nothing(db, tmp_path):
