@@ -11,7 +11,7 @@ MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
 
-.PHONY: demo test test-sqlite test-mariadb lint venv services services-stop bench-ingest bench-train bench-serve clean
+.PHONY: demo test test-sqlite test-mariadb lint venv services services-stop bench-ingest bench-train bench-serve bench-scale clean
 
 venv:
 	@scripts/venv.sh
@@ -59,6 +59,11 @@ bench-train: venv
 
 bench-serve: venv
 	$(PY) benchmarks/serving.py
+
+# The platform's size, both steps of it (about 10 and 40 minutes on 2 cores); see docs/scaling.md.
+bench-scale: venv
+	$(PY) benchmarks/scale.py --viewers 100000 --movies 27000 --interactions 2000000
+	$(PY) benchmarks/scale.py --viewers 1000000 --movies 27000 --interactions 10000000
 
 bench-ingest: venv services
 	DATABASE_URL=$(MARIADB_URL) $(PY) benchmarks/ingest.py
