@@ -13,7 +13,7 @@ from catalog import movielens
 from catalog.models import Movie, Rating, Viewer
 from core.db import bulk_insert_new, bulk_upsert
 
-_RATINGS_BATCH = 5000
+_RATINGS_BATCH = 20_000
 RATING_FIELDS = ["viewer", "movie", "score", "rated_at", "source"]
 
 
@@ -50,11 +50,13 @@ def movielens_import(*, path: Path, progress: Callable[[int], None] | None = Non
         ]
         bulk_upsert(Viewer, viewers, unique_fields=["id"], update_fields=["age", "gender", "occupation"])
         result.viewers = len(viewers)
+    known = set(Viewer.objects.values_list("id", flat=True).iterator(chunk_size=50_000))
     for batch in _rating_batches(path, layout, movie_ids):
         with transaction.atomic():
-            Viewer.objects.bulk_create(
-                [Viewer(id=viewer_id) for viewer_id in {row[0] for row in batch}], ignore_conflicts=True
-            )
+            # A ratings file may name viewers its users file leaves out: they are created bare.
+            unknown = {row[0] for row in batch} - known
+            Viewer.objects.bulk_create([Viewer(id=viewer_id) for viewer_id in unknown], ignore_conflicts=True)
+            known |= unknown
             result.ratings_new += bulk_insert_new(Rating, RATING_FIELDS, batch)
         result.ratings += len(batch)
         if progress:

@@ -129,7 +129,11 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {
         # WAL lets the web server read while the stream consumer writes; IMMEDIATE avoids
         # "database is locked" upgrades from read to write locks inside transactions.
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+        # A 64 MiB page cache (SQLite's default is 2 MiB): importing millions of ratings updates
+        # indexes all over the file, and a small cache rereads the same pages again and again.
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536;"
+        ),
         "transaction_mode": "IMMEDIATE",
     }
     # A fresh checkout has no var/ yet, and SQLite won't create the directory itself.

@@ -30,7 +30,7 @@ from recommender.learning.evaluation import (
     ranking_per_viewer,
     rating_errors,
 )
-from recommender.learning.ranking import Index, RankerModel, batches, ranker_named, top_for_rows, top_n
+from recommender.learning.ranking import Index, RankerModel, batches, ranker_named, top_for_rows
 from recommender.learning.rating import SVD_TUNE_GRID, rating_algorithm_named, surprise_trainset, tune_svd
 from recommender.learning.splitting import Interactions, split_by_viewer
 
@@ -167,6 +167,5 @@ def _per_viewer(model: RankerModel, x: sp.csr_matrix, held_out: sp.csr_matrix, r
     parts = []
     width = max(RANK_CUTOFFS)
     for batch in batches(rows):
-        top = top_n(model.score_rows(x, batch), x[batch], width)
-        parts.append(ranking_per_viewer(top, held_out[batch], batch))
+        parts.append(ranking_per_viewer(model.top_rows(x, batch, width), held_out[batch], batch))
     return PerViewer.concatenate(parts)

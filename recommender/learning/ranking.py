@@ -76,6 +76,7 @@ class RankerModel:
     arrays: dict[str, np.ndarray]
     movies: int
     _weights: sp.csr_matrix | None = field(default=None, init=False, repr=False)
+    _reach: tuple[np.ndarray, sp.csr_matrix] | None = field(default=None, init=False, repr=False)
 
     @property
     def weights(self) -> sp.csr_matrix:
@@ -96,6 +97,29 @@ class RankerModel:
             scores: np.ndarray = self.arrays["viewer_factors"][rows] @ self.arrays["movie_factors"].T
             return scores
         return np.broadcast_to(self.arrays["popularity"], (len(rows), self.movies)).astype(np.float32)
+
+    def top_rows(self, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
+        """The ``n`` best unseen movies for ``rows``, scoring only the movies that can score:
+        those an item-item matrix reaches (EASE's head of the catalogue), or for popularity the
+        most popular ``n`` plus as many as the batch's most active viewer has seen."""
+        if self.kind == "factors":
+            return top_n(self.score_rows(x, rows), x[rows], n)
+        seen = x[rows]
+        if self.kind == "item-item":
+            columns, reached = self._reached()
+            scores = np.asarray((seen @ reached).toarray(), dtype=np.float32)
+        else:
+            deepest = int(np.diff(seen.indptr).max()) if seen.shape[0] else 0
+            columns = np.argsort(-self.arrays["popularity"], kind="stable")[: n + deepest]
+            scores = np.broadcast_to(self.arrays["popularity"][columns], (len(rows), len(columns)))
+        top = top_n(scores, seen[:, columns], n)
+        return np.where(top >= 0, columns[np.maximum(top, 0)], -1).astype(np.int32)
+
+    def _reached(self) -> tuple[np.ndarray, sp.csr_matrix]:
+        if self._reach is None:
+            columns = np.unique(self.arrays["weights_indices"]).astype(np.int64)
+            self._reach = (columns, self.weights[:, columns].tocsr())
+        return self._reach
 
     def score_history(self, columns: np.ndarray) -> np.ndarray:
         """Scores of every movie for a viewer who has seen ``columns`` (a changed or new history)."""
@@ -261,6 +285,8 @@ def top_n(scores: np.ndarray, seen: sp.csr_matrix, n: int) -> np.ndarray:
     seen = sp.csr_matrix(seen)
     scores[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr)), seen.indices] = -np.inf
     n = min(n, scores.shape[1])
+    if n == 0:
+        return np.empty((scores.shape[0], 0), dtype=np.int64)
     part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
     best = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-best, axis=1, kind="stable")
@@ -277,9 +303,10 @@ def batches(rows: np.ndarray, size: int = SCORE_BATCH) -> Iterator[np.ndarray]:
 def top_for_rows(model: RankerModel, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
     """The ``n`` best unseen movies for each of ``rows``, scored a batch at a time."""
     n = min(n, x.shape[1])
-    top = np.empty((len(rows), n), dtype=np.int32)
+    top = np.full((len(rows), n), -1, dtype=np.int32)
     done = 0
     for batch in batches(rows):
-        top[done : done + len(batch)] = top_n(model.score_rows(x, batch), x[batch], n)
+        found = model.top_rows(x, batch, n)
+        top[done : done + len(batch), : found.shape[1]] = found
         done += len(batch)
     return top

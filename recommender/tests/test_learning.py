@@ -268,3 +268,18 @@ def test_the_served_models_are_refitted_on_all_the_data():
         assert not listed & set(models.seen[row].indices.tolist())
     # The holdout figures still come from the model fitted without the held-out quarter.
     assert models.metrics["split"]["test_interactions"] == len(split.test)
+
+
+@pytest.mark.parametrize("name", sorted(RANKERS))
+def test_the_batched_top_lists_are_the_full_scores_top_lists(name):
+    # top_rows scores only the movies a ranker can reach; it must agree with scoring them all.
+    model = RANKERS[name].fit(TASTES, **RANKERS[name].parameters(SMALL_PARAMETERS.get(name, {})))
+    rows = np.arange(TASTES.shape[0])
+
+    fast = model.top_rows(TASTES, rows, 3)
+
+    full = top_n(model.score_rows(TASTES, rows), TASTES, 3)
+    scores = model.score_rows(TASTES, rows)
+    for row in rows:  # equal scores may come in either order: compare the scores listed
+        listed = [c for c in fast[row] if c >= 0]
+        assert sorted(scores[row, listed]) == pytest.approx(sorted(scores[row, [c for c in full[row] if c >= 0]]))
