@@ -17,7 +17,9 @@ def _serving_model(tmp_path, ranker):
         for movie in range(30)
         if rng.random() < (0.6 if (movie < 15) == (viewer % 2 == 0) else 0.05)  # two tastes
     ]
-    demographics = {viewer: (30, "F" if viewer % 2 else "M", "writer") for viewer in range(1, 41)}
+    demographics: dict[int, tuple[int | None, str, str]] = {
+        viewer: (30, "F" if viewer % 2 else "M", "writer") for viewer in range(1, 41)
+    }
     # ALS's default regularisation is sized for thousands of viewers, not forty.
     parameters = {"factors": 8, "regularization": 1.0} if ranker == "als" else None
     models = train_and_evaluate(
