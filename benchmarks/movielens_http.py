@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.serving import _get, _start_server, _stop_server
+from benchmarks.serving import _get, _start_server, _stop_server, scratch_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,16 +72,7 @@ def main() -> None:
     from catalog import movielens
 
     scratch = Path(tempfile.mkdtemp(prefix="recsite-ml100k-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{scratch}/recsite.sqlite3",
-        "DATA_DIR": str(scratch / "data"),
-        "MODEL_DIR": str(scratch / "models"),
-        "DVC_REMOTE": str(scratch / "dvc-remote"),
-        "VAR_DIR": str(scratch / "var"),
-        "TRAIN_RANKER": args.ranker,
-        "LOG_LEVEL": "WARNING",
-    }
+    env = scratch_environment(scratch, TRAIN_RANKER=args.ranker)
     try:
         given = scratch / "ml-100k"
         shutil.copytree(args.path, given)

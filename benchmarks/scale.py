@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.serving import _closed_loop, _get, _print, _start_server, _stop_server
+from benchmarks.serving import _closed_loop, _get, _print, _start_server, _stop_server, scratch_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -215,18 +215,7 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="recsite-scale-", dir=os.environ.get("SCALE_DIR")))
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{scratch}/recsite.sqlite3",
-        "DATA_DIR": str(scratch / "data"),
-        "MODEL_DIR": str(scratch / "models"),
-        "DVC_REMOTE": str(scratch / "dvc-remote"),
-        "VAR_DIR": str(scratch / "var"),
-        "TRAIN_RANKER": args.ranker,
-        "SNAPSHOT_MIN_RATINGS": "1",
-        "PROVENANCE_RECORD": "true",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = scratch_environment(scratch, TRAIN_RANKER=args.ranker, SNAPSHOT_MIN_RATINGS="1", PROVENANCE_RECORD="true")
     machine = f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
     print(f"recsite at scale: {args.viewers:,} viewers x {args.movies:,} movies x {args.interactions:,} "
           f"interactions, ranker {args.ranker}; {machine}; scratch {scratch}", flush=True)  # fmt: skip

@@ -31,6 +31,21 @@ PYTHON = sys.executable
 PORT = 18182
 
 
+def scratch_environment(scratch: Path, **settings: str) -> dict[str, str]:
+    """The environment of a recsite whose database, data, models and DVC remote all live in
+    ``scratch`` (a benchmark's own, never the developer's ``var/``)."""
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{scratch}/recsite.sqlite3",
+        "DATA_DIR": str(scratch / "data"),
+        "MODEL_DIR": str(scratch / "models"),
+        "DVC_REMOTE": str(scratch / "dvc-remote"),
+        "VAR_DIR": str(scratch / "var"),
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+
+
 def _run(env: dict[str, str], *args: str) -> None:
     started = time.perf_counter()
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
