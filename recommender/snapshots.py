@@ -117,7 +117,8 @@ def _write_files(directory: Path) -> dict[str, object]:
         _csv_writer(directory / "ratings.csv", RATING_COLUMNS) as ratings,
         _csv_writer(directory / "interactions.csv", INTERACTION_COLUMNS) as interactions,
     ):
-        for viewer_id, current, watches in _by_viewer(_latest_ratings(), _watches()):
+        chunks = list(_viewer_chunks())  # one pass over the viewer ids serves both streams
+        for viewer_id, current, watches in _by_viewer(_latest_ratings(chunks), _watches(chunks)):
             viewer_ids.add(viewer_id)
             for movie_id in sorted(current.keys() | watches.keys(), key=slugs.__getitem__):
                 movie_ids.add(movie_id)
@@ -169,10 +170,10 @@ def _viewer_chunks() -> Iterator[tuple[int, int]]:
         last = ids[-1]
 
 
-def _latest_ratings() -> Iterator[tuple[int, int, int, datetime]]:
+def _latest_ratings(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, int, int, datetime]]:
     """(viewer, movie, score, rated at) of each pair's latest rating, by viewer then movie id."""
     previous: tuple[int, int, int, datetime] | None = None
-    for first, last in _viewer_chunks():
+    for first, last in chunks:
         rows = (
             Rating.objects.filter(viewer_id__gte=first, viewer_id__lte=last)
             .order_by("viewer_id", "movie_id", "rated_at", "id")
@@ -186,8 +187,8 @@ def _latest_ratings() -> Iterator[tuple[int, int, int, datetime]]:
         yield previous
 
 
-def _watches() -> Iterator[tuple[int, int, int, int, datetime]]:
-    for first, last in _viewer_chunks():
+def _watches(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, int, int, int, datetime]]:
+    for first, last in chunks:
         yield from (
             Watch.objects.filter(viewer_id__gte=first, viewer_id__lte=last)
             .order_by("viewer_id", "movie_id")

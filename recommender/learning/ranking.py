@@ -39,11 +39,9 @@ class Index:
 
     viewers: np.ndarray  # int64, sorted, unique
     movies: list[str]
-    movie_index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.viewers = np.asarray(self.viewers, dtype=np.int64)
-        self.movie_index = {movie: i for i, movie in enumerate(self.movies)}
 
     @classmethod
     def of(cls, interactions: Interactions) -> Index:
