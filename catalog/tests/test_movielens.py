@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
+from catalog import movielens, services
 from catalog.identifiers import slug_for, title_year_from_slug
 from catalog.models import Movie, Rating, Viewer
 from catalog.movielens import MovieLensFormatError
@@ -130,3 +132,72 @@ def test_slugs_follow_the_platform_format(title, year, slug):
 def test_title_and_year_come_back_from_a_slug():
     assert title_year_from_slug("mr++mrs+smith+2005") == ("Mr Mrs Smith", 2005)
     assert title_year_from_slug("untitled") == ("Untitled", None)
+
+
+def test_the_column_reader_reads_what_the_row_reader_reads_across_runs(tmp_path):
+    lines = [f"{v}\t{m}\t{1 + (v + m) % 5}\t{874965758 + v}\n" for v in range(1, 40) for m in range(1, 5)]
+    lines.insert(17, "\n")  # a blank line: that run is read by line, the others in one step
+    directory = _ml100k(tmp_path / "ml-100k", ratings="".join(lines))
+    layout = movielens.detect(directory)
+
+    runs = list(movielens.read_rating_columns(directory, layout, lines=25))
+    rows = list(movielens.read_ratings(directory, layout))
+
+    assert len(runs) == 7
+    assert sum(len(run) for run in runs) == len(rows) == 156
+    joined = [
+        (int(line), int(viewer), int(movie), int(score), int(stamp))
+        for run in runs
+        for line, viewer, movie, score, stamp in zip(
+            run.lines, run.viewer_ids, run.movie_source_ids, run.scores, run.timestamps, strict=True
+        )
+    ]
+    assert joined == [(r.line, r.viewer_id, r.movie_source_id, r.score, r.timestamp) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("7\t1\t6\t874965758\n", r"u\.data:30: rating 6 is not 1-5"),
+        ("7\t1\n", r"u\.data:30: expected 4 fields"),
+        ("7\t1\t4.5\t874965758\n", r"u\.data:30: rating '4\.5' is not a number"),
+    ],
+)
+def test_the_column_reader_names_the_line_of_a_bad_rating(tmp_path, bad, message):
+    good = "".join(f"{v}\t1\t3\t874965758\n" for v in range(29))
+    directory = _ml100k(tmp_path / "ml-100k", ratings=good + bad + good)
+
+    with pytest.raises(MovieLensFormatError, match=message):
+        list(movielens.read_rating_columns(directory, movielens.detect(directory), lines=20))
+
+
+def test_a_bulk_import_rebuilds_the_index_it_set_aside(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "_is_bulk_load", lambda ratings_file: True)
+    directory = _ml100k(tmp_path / "ml-100k")
+
+    movielens_import(path=directory)
+
+    assert Rating.objects.count() == 4
+    assert "rating_movie_time" in _indexes(Rating)
+
+
+def test_a_bulk_import_that_fails_keeps_its_index_and_a_corrected_rerun_completes(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "_is_bulk_load", lambda ratings_file: True)
+    monkeypatch.setattr(services, "_RATINGS_BATCH", 4)
+    good = "".join(f"{v}\t{m}\t3\t874965758\n" for v in (1, 2, 3) for m in (1, 2, 3))
+    directory = _ml100k(tmp_path / "ml-100k", ratings=good + "1\t99\t5\t874965758\n")
+
+    with pytest.raises(MovieLensFormatError, match="movie id 99"):
+        movielens_import(path=directory)
+
+    assert "rating_movie_time" in _indexes(Rating)
+    # SQLite's bulk load is one transaction; MariaDB keeps the batches it committed.
+    assert Rating.objects.count() == (0 if connection.vendor == "sqlite" else 8)
+    (directory / "u.data").write_text(good)
+    assert movielens_import(path=directory).ratings == 9
+    assert Rating.objects.count() == 9
+
+
+def _indexes(model: type[Rating]) -> set[str]:
+    with connection.cursor() as cursor:
+        return set(connection.introspection.get_constraints(cursor, model._meta.db_table))

@@ -1,0 +1,48 @@
+from datetime import UTC, datetime
+
+import numpy as np
+from django.db import connection
+
+from catalog.models import Movie, Rating, Viewer
+from core.db import bulk_insert_new, bulk_upsert_rows, db_datetimes
+
+
+def test_db_datetimes_store_what_the_field_would_store(db):
+    seconds = np.array([0, 874_965_758, 956_703_932, 1_700_000_000])
+    field = Rating._meta.get_field("rated_at")
+
+    expected = [
+        field.get_db_prep_save(datetime.fromtimestamp(value, tz=UTC), connection=connection)
+        for value in seconds.tolist()
+    ]
+
+    assert [str(value) for value in db_datetimes(seconds)] == [str(value) for value in expected]
+
+
+def test_prepared_datetimes_read_back_as_the_same_instants(db):
+    Viewer.objects.create(id=1)
+    movie = Movie.objects.create(slug="a+1999", title="A", year=1999)
+    seconds = np.array([874_965_758, 956_703_932])
+
+    inserted = bulk_insert_new(
+        Rating,
+        ["viewer", "movie", "score", "rated_at"],
+        [(1, movie.id, 4, when) for when in db_datetimes(seconds)],
+        prepared=frozenset({"rated_at"}),
+    )
+
+    assert inserted == 2
+    stored = sorted(Rating.objects.values_list("rated_at", flat=True))
+    assert [int(value.timestamp()) for value in stored] == seconds.tolist()
+    assert Rating.objects.filter(rated_at__gte=datetime.fromtimestamp(956_703_932, tz=UTC)).count() == 1
+
+
+def test_upserting_rows_fills_defaults_on_insert_and_keeps_them_on_update(db):
+    bulk_upsert_rows(Viewer, ["id", "age", "gender"], [(1, 30, "F"), (2, 40, "M")], unique_field="id")
+    created = Viewer.objects.get(id=1).created_at
+
+    bulk_upsert_rows(Viewer, ["id", "age", "gender"], [(1, 31, "F"), (3, 20, "X")], unique_field="id")
+
+    assert list(Viewer.objects.values_list("id", "age", "gender")) == [(1, 31, "F"), (2, 40, "M"), (3, 20, "X")]
+    assert Viewer.objects.get(id=1).created_at == created
+    assert Viewer.objects.get(id=3).created_at is not None
