@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
-import math
 import shutil
-from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from catalog.models import Movie, Rating, Viewer, Watch
+from core.db import EpochSeconds, integer_columns
 from recommender.dvc import dvc_track
 from recommender.learning.splitting import Interactions
 from recommender.models import DataSnapshot
@@ -104,55 +104,155 @@ def snapshot_create(*, track: bool = True) -> DataSnapshot:
 
 
 def _write_files(directory: Path) -> dict[str, object]:
-    """Write the four files as a stream, one viewer at a time: memory stays flat however many
-    ratings there are. Rows are sorted by viewer, then movie slug (sorted in Python: databases
-    order strings by their collation, not by code point)."""
-    slugs = dict(Movie.objects.values_list("id", "slug"))
-    viewer_ids: set[int] = set()
-    movie_ids: set[int] = set()
-    ratings_count = interactions_count = 0
-    first: datetime | None = None
-    last: datetime | None = None
-    with (
-        _csv_writer(directory / "ratings.csv", RATING_COLUMNS) as ratings,
-        _csv_writer(directory / "interactions.csv", INTERACTION_COLUMNS) as interactions,
-    ):
-        chunks = list(_viewer_chunks())  # one pass over the viewer ids serves both streams
-        for viewer_id, current, watches in _by_viewer(_latest_ratings(chunks), _watches(chunks)):
-            viewer_ids.add(viewer_id)
-            for movie_id in sorted(current.keys() | watches.keys(), key=slugs.__getitem__):
-                movie_ids.add(movie_id)
-                score, rated_at = current.get(movie_id, ("", None))
-                minutes, max_minute, seen_at = watches.get(movie_id, (0, 0, None))
-                at = max(moment for moment in (rated_at, seen_at) if moment is not None)
-                first = at if first is None or at < first else first
-                last = at if last is None or at > last else last
-                if rated_at is not None:
-                    ratings.writerow((viewer_id, slugs[movie_id], score, int(rated_at.timestamp())))
-                    ratings_count += 1
-                interactions.writerow((viewer_id, slugs[movie_id], minutes, max_minute, score, int(at.timestamp())))
-                interactions_count += 1
+    """Write the four files as a stream, a chunk of viewers at a time: memory stays flat however
+    many ratings there are. Rows are sorted by viewer, then movie slug (by code point, as Python
+    sorts: databases order strings by their collation).
 
+    Each chunk is read as integer columns and joined with numpy: a Python object per row and a
+    datetime per value had cost most of the snapshot's time."""
+    movie_ids, slugs = _movies_by_slug()
+    rank = np.full(int(movie_ids.max(initial=0)) + 1, -1, dtype=np.int64)
+    rank[movie_ids] = np.arange(len(movie_ids))
+    cells = [_csv_cell(slug) for slug in slugs]
+    viewer_ids: list[np.ndarray] = []
+    seen_movies = np.zeros(len(slugs), dtype=bool)
+    ratings_count = interactions_count = 0
+    first = last = None
+    with (
+        (directory / "ratings.csv").open("w", encoding="utf-8") as ratings,
+        (directory / "interactions.csv").open("w", encoding="utf-8") as interactions,
+    ):
+        ratings.write(",".join(RATING_COLUMNS) + "\n")
+        interactions.write(",".join(INTERACTION_COLUMNS) + "\n")
+        for low, high in _viewer_chunks():
+            chunk = _chunk_interactions(low, high, rank)
+            if not len(chunk.viewers):
+                continue
+            viewer_ids.append(np.unique(chunk.viewers))
+            seen_movies[chunk.ranks] = True
+            first = min(first, int(chunk.at.min())) if first is not None else int(chunk.at.min())
+            last = max(last, int(chunk.at.max())) if last is not None else int(chunk.at.max())
+            slug_cells = [cells[r] for r in chunk.ranks.tolist()]
+            rated = chunk.scores > 0
+            scores = [str(score) if score else "" for score in chunk.scores.tolist()]
+            interactions.writelines(
+                f"{v},{m},{w},{x},{s},{t}\n"
+                for v, m, w, x, s, t in zip(
+                    chunk.viewers.tolist(), slug_cells, chunk.minutes.tolist(), chunk.max_minutes.tolist(),
+                    scores, chunk.at.tolist(), strict=True,
+                )
+            )  # fmt: skip
+            ratings.writelines(
+                f"{v},{m},{s},{t}\n"
+                for v, m, s, t in zip(
+                    chunk.viewers[rated].tolist(), [c for c, r in zip(slug_cells, rated.tolist(), strict=True) if r],
+                    chunk.scores[rated].tolist(), chunk.rated_at[rated].tolist(), strict=True,
+                )
+            )  # fmt: skip
+            ratings_count += int(rated.sum())
+            interactions_count += len(chunk.viewers)
+
+    kept = np.concatenate(viewer_ids) if viewer_ids else np.zeros(0, dtype=np.int64)
     with _csv_writer(directory / "viewers.csv", VIEWER_COLUMNS) as viewers:
-        for viewer in Viewer.objects.order_by("id").iterator(chunk_size=20_000):
-            if viewer.id in viewer_ids:
-                age = "" if viewer.age is None else viewer.age
-                viewers.writerow((viewer.id, age, viewer.gender, viewer.occupation))
+        for viewer_id, age, gender, occupation in (
+            Viewer.objects.order_by("id").values_list("id", "age", "gender", "occupation").iterator(chunk_size=20_000)
+        ):
+            if _contains(kept, viewer_id):
+                viewers.writerow((viewer_id, "" if age is None else age, gender, occupation))
+    chosen = set(movie_ids[seen_movies].tolist())
     movies = sorted(
-        (m.slug, m.title, "" if m.year is None else m.year, "|".join(m.genres), m.runtime_minutes or "")
-        for m in Movie.objects.iterator(chunk_size=20_000)
-        if m.id in movie_ids
+        (slug, title, "" if year is None else year, "|".join(genres), runtime or "")
+        for movie_id, slug, title, year, genres, runtime in Movie.objects.values_list(
+            "id", "slug", "title", "year", "genres", "runtime_minutes"
+        ).iterator(chunk_size=20_000)
+        if movie_id in chosen
     )
     with _csv_writer(directory / "movies.csv", MOVIE_COLUMNS) as writer:
         writer.writerows(movies)
     return {
         "rating_rows": ratings_count,
         "interaction_rows": interactions_count,
-        "viewer_count": len(viewer_ids),
-        "movie_count": len(movie_ids),
-        "window_start": first,
-        "window_end": last,
+        "viewer_count": len(kept),
+        "movie_count": len(chosen),
+        "window_start": None if first is None else datetime.fromtimestamp(first, tz=UTC),
+        "window_end": None if last is None else datetime.fromtimestamp(last, tz=UTC),
     }
+
+
+def _movies_by_slug() -> tuple[np.ndarray, list[str]]:
+    """Every movie's id and slug, in the snapshot's order (slugs by code point)."""
+    pairs = sorted(Movie.objects.values_list("slug", "id"))
+    return np.array([movie_id for _, movie_id in pairs], dtype=np.int64), [slug for slug, _ in pairs]
+
+
+def _csv_cell(text: str) -> str:
+    """``text`` as the csv module writes one field (quoted only when it must be)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([text])
+    return buffer.getvalue()
+
+
+def _contains(sorted_ids: np.ndarray, value: int) -> bool:
+    at = int(np.searchsorted(sorted_ids, value))
+    return at < len(sorted_ids) and int(sorted_ids[at]) == value
+
+
+@dataclass
+class _Chunk:
+    """A chunk of viewers' interactions: one row per (viewer, movie) rated or watched, sorted by
+    viewer then slug; a score of 0 means unrated, times are Unix seconds."""
+
+    viewers: np.ndarray
+    ranks: np.ndarray  # the movie's place in slug order
+    scores: np.ndarray
+    rated_at: np.ndarray
+    minutes: np.ndarray
+    max_minutes: np.ndarray
+    at: np.ndarray  # the later of the rating and the last minute watched
+
+
+def _chunk_interactions(low: int, high: int, rank: np.ndarray) -> _Chunk:
+    ratings = integer_columns(
+        Rating.objects.filter(viewer_id__gte=low, viewer_id__lte=high)
+        .order_by("viewer_id", "movie_id", "rated_at", "id")
+        .annotate(at=EpochSeconds("rated_at"))
+        .values_list("viewer_id", "movie_id", "score", "at")
+    )
+    # A pair's current rating is its latest: the last row of each (viewer, movie) run.
+    same_pair_next = (ratings[1:, 0] == ratings[:-1, 0]) & (ratings[1:, 1] == ratings[:-1, 1])
+    ratings = ratings[np.append(~same_pair_next, True)] if len(ratings) else ratings
+    watches = integer_columns(
+        Watch.objects.filter(viewer_id__gte=low, viewer_id__lte=high)
+        .annotate(at=EpochSeconds("last_seen_at"))
+        .values_list("viewer_id", "movie_id", "minutes_watched", "max_minute", "at")
+    )
+    width = len(rank)
+    rating_keys = ratings[:, 0] * width + rank[ratings[:, 1]]
+    watch_keys = watches[:, 0] * width + rank[watches[:, 1]]
+    keys = np.union1d(rating_keys, watch_keys)
+    scores, rated_at = _gathered(rating_keys, keys, ratings[:, 2:4])
+    minutes, max_minutes, seen_at = _gathered(watch_keys, keys, watches[:, 2:5])
+    return _Chunk(
+        viewers=keys // width,
+        ranks=keys % width,
+        scores=scores,
+        rated_at=rated_at,
+        minutes=minutes,
+        max_minutes=max_minutes,
+        at=np.maximum(rated_at, seen_at),
+    )
+
+
+def _gathered(keys: np.ndarray, wanted: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+    """The columns of ``values`` (one row per key) for each of ``wanted``: 0 where ``keys``
+    lacks it."""
+    gathered = np.zeros((len(wanted), values.shape[1]), dtype=np.int64)
+    if len(keys):
+        order = np.argsort(keys, kind="stable")
+        at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+        found = keys[order][at] == wanted
+        gathered[found] = values[order[at[found]]]
+    return list(gathered.T)
 
 
 VIEWER_CHUNK = 20_000
@@ -168,52 +268,6 @@ def _viewer_chunks() -> Iterator[tuple[int, int]]:
             return
         yield ids[0], ids[-1]
         last = ids[-1]
-
-
-def _latest_ratings(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, int, int, datetime]]:
-    """(viewer, movie, score, rated at) of each pair's latest rating, by viewer then movie id."""
-    previous: tuple[int, int, int, datetime] | None = None
-    for first, last in chunks:
-        rows = (
-            Rating.objects.filter(viewer_id__gte=first, viewer_id__lte=last)
-            .order_by("viewer_id", "movie_id", "rated_at", "id")
-            .values_list("viewer_id", "movie_id", "score", "rated_at")
-        )
-        for row in rows.iterator(chunk_size=20_000):
-            if previous is not None and previous[:2] != row[:2]:
-                yield previous
-            previous = row
-    if previous is not None:
-        yield previous
-
-
-def _watches(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, int, int, int, datetime]]:
-    for first, last in chunks:
-        yield from (
-            Watch.objects.filter(viewer_id__gte=first, viewer_id__lte=last)
-            .order_by("viewer_id", "movie_id")
-            .values_list("viewer_id", "movie_id", "minutes_watched", "max_minute", "last_seen_at")
-            .iterator(chunk_size=20_000)
-        )
-
-
-def _by_viewer(
-    ratings: Iterator[tuple[int, int, int, datetime]], watches: Iterator[tuple[int, int, int, int, datetime]]
-) -> Iterator[tuple[int, dict[int, tuple[int, datetime]], dict[int, tuple[int, int, datetime]]]]:
-    """Merge the two streams (both ordered by viewer) into one group per viewer."""
-    rating = next(ratings, None)
-    watch = next(watches, None)
-    while rating is not None or watch is not None:
-        viewer = min(row[0] for row in (rating, watch) if row is not None)
-        current: dict[int, tuple[int, datetime]] = {}
-        while rating is not None and rating[0] == viewer:
-            current[rating[1]] = (rating[2], rating[3])
-            rating = next(ratings, None)
-        watched: dict[int, tuple[int, int, datetime]] = {}
-        while watch is not None and watch[0] == viewer:
-            watched[watch[1]] = (watch[2], watch[3], watch[4])
-            watch = next(watches, None)
-        yield viewer, current, watched
 
 
 @contextmanager
@@ -250,17 +304,21 @@ def snapshot_check_quality(*, directory: Path) -> tuple[dict[str, object], list[
         _check_columns(directory)
         count = out_of_range = duplicates = total = 0
         previous: tuple[str, str] | None = None
-        for viewer, movie, text, _ in _tuples(directory / "ratings.csv", 4):
-            score, pair = int(text), (viewer, movie)
-            count, total = count + 1, total + score
-            out_of_range += not 1 <= score <= 5
-            duplicates += pair == previous  # the file is sorted: a repeated pair is adjacent
-            previous = pair
-        viewers: set[int] = set()
+        for viewer, movie, text, _ in _column_runs(directory / "ratings.csv", 4):
+            scores = _integers(text)
+            count, total = count + len(scores), total + int(scores.sum())
+            out_of_range += int(((scores < 1) | (scores > 5)).sum())
+            # The file is sorted: a repeated pair is adjacent (within a run or across two).
+            viewers_run, movies_run = np.array(viewer), np.array(movie)
+            duplicates += int(((viewers_run[1:] == viewers_run[:-1]) & (movies_run[1:] == movies_run[:-1])).sum())
+            duplicates += (viewer[0], movie[0]) == previous
+            previous = (viewer[-1], movie[-1])
+        interaction_viewers: list[np.ndarray] = []
         interactions = 0
-        for row in _tuples(directory / "interactions.csv", 6):
-            viewers.add(int(row[0]))
-            interactions += 1
+        for columns in _column_runs(directory / "interactions.csv", 6):
+            interaction_viewers.append(np.unique(_integers(columns[0])))
+            interactions += len(columns[0])
+        viewers = np.unique(np.concatenate(interaction_viewers)) if interaction_viewers else np.zeros(0, np.int64)
     except (SnapshotError, ValueError, KeyError, TypeError) as error:
         return {"schema": "invalid"}, [f"schema: {error}"]
     quality.update(
@@ -280,8 +338,9 @@ def snapshot_check_quality(*, directory: Path) -> tuple[dict[str, object], list[
 
     previous_snapshot = DataSnapshot.objects.filter(status=DataSnapshot.Status.OK).order_by("-created_at").first()
     if previous_snapshot is not None and previous_snapshot.directory.is_dir():
-        known = {int(row["viewer_id"]) for row in _rows(previous_snapshot.directory / "viewers.csv")}
-        new_share = len(viewers - known) / len(viewers) if viewers else 0.0
+        known = [_integers(columns[0]) for columns in _column_runs(previous_snapshot.directory / "viewers.csv", 4)]
+        new = np.setdiff1d(viewers, np.concatenate(known)) if known else viewers
+        new_share = len(new) / len(viewers) if len(viewers) else 0.0
         quality.update(previous_snapshot=previous_snapshot.content_hash[:16], new_viewer_share=round(new_share, 4))
         if new_share > settings.SNAPSHOT_MAX_NEW_VIEWER_SHARE:
             reasons.append(
@@ -303,15 +362,36 @@ def snapshot_load(snapshot: DataSnapshot) -> SnapshotData:
     return _read(directory)
 
 
-def _tuples(path: Path, width: int) -> Iterator[list[str]]:
-    """A snapshot file's rows as lists (a dict per row cost more than the check itself)."""
+def _column_runs(path: Path, width: int, run_bytes: int = 4 << 20) -> Iterator[list[list[str]]]:
+    """A snapshot file's rows in runs of about ``run_bytes``, each run as columns of text: numpy
+    converts a column at once, where a Python step per row cost more than the reading.
+
+    A run without quotes (the ratings and interactions always: slugs hold no commas) is split
+    in one step; one with quotes goes through the csv module."""
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        for row in reader:
-            if len(row) != width:
-                raise SnapshotError(f"{path}, line {reader.line_num}: {len(row)} fields, expected {width}")
-            yield row
+        handle.readline()
+        line = 2
+        while lines := handle.readlines(run_bytes):
+            text = "".join(lines)
+            if '"' in text or "\r" in text:
+                rows = list(csv.reader(lines))
+            else:
+                fields = text.replace("\n", ",").split(",")
+                if len(fields) == width * len(lines) + 1 and text.endswith("\n"):
+                    yield [fields[i:-1:width] for i in range(width)]
+                    line += len(lines)
+                    continue
+                rows = [entry.rstrip("\n").split(",") for entry in lines]
+            for offset, row in enumerate(rows):
+                if len(row) != width:
+                    raise SnapshotError(f"{path}, line {line + offset}: {len(row)} fields, expected {width}")
+            yield [list(column) for column in zip(*rows, strict=True)]
+            line += len(lines)
+
+
+def _integers(column: list[str]) -> np.ndarray:
+    """A column of whole numbers; ``ValueError`` names a value that is not one."""
+    return np.array(column).astype(np.int64)
 
 
 def _rows(path: Path) -> Iterable[dict[str, str]]:
@@ -339,7 +419,7 @@ def _check_columns(directory: Path) -> None:
 
 
 def _read(directory: Path) -> SnapshotData:
-    """Read the files into columns: typed arrays grow as the rows come, with no object per row."""
+    """Read the files into typed columns, a run of rows at a time, with no object per row."""
     _check_columns(directory)
     movies = {
         r["movie"]: (
@@ -352,27 +432,30 @@ def _read(directory: Path) -> SnapshotData:
     }
     catalogue = sorted(movies)
     column = {movie: i for i, movie in enumerate(catalogue)}
-    viewer_ids, movie_columns, scores, minutes = array("q"), array("i"), array("f"), array("i")
-    with (directory / "interactions.csv").open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        for viewer, movie, watched, _, score, _ in reader:
-            if movie not in column:
-                raise SnapshotError(f"{directory / 'interactions.csv'}: movie {movie!r} is not in movies.csv")
-            viewer_ids.append(int(viewer))
-            movie_columns.append(column[movie])
-            scores.append(float(score) if score else math.nan)
-            minutes.append(int(watched))
+    viewer_ids, movie_columns, scores, minutes = [], [], [], []
+    for viewer, movie, watched, _, score, _ in _column_runs(directory / "interactions.csv", 6):
+        try:
+            movie_columns.append(np.array([column[slug] for slug in movie], dtype=np.int32))
+        except KeyError as error:
+            raise SnapshotError(
+                f"{directory / 'interactions.csv'}: movie {error.args[0]!r} is not in movies.csv"
+            ) from None
+        viewer_ids.append(_integers(viewer))
+        text = np.array(score)
+        scores.append(np.where(text == "", "nan", text).astype(np.float32))  # "" is an interaction without a rating
+        minutes.append(_integers(watched).astype(np.int32))
     viewers = {
         int(r["viewer_id"]): (int(r["age"]) if r["age"] else None, r["gender"], r["occupation"])
         for r in _rows(directory / "viewers.csv")
     }
     interactions = Interactions(
-        viewers=np.frombuffer(viewer_ids, dtype=np.int64),
-        movies=np.frombuffer(movie_columns, dtype=np.int32),
-        scores=np.frombuffer(scores, dtype=np.float32),
+        viewers=_joined(viewer_ids, np.int64),
+        movies=_joined(movie_columns, np.int32),
+        scores=_joined(scores, np.float32),
         catalogue=catalogue,
     )
-    return SnapshotData(
-        interactions=interactions, minutes=np.frombuffer(minutes, dtype=np.int32), viewers=viewers, movies=movies
-    )
+    return SnapshotData(interactions=interactions, minutes=_joined(minutes, np.int32), viewers=viewers, movies=movies)
+
+
+def _joined(parts: list[np.ndarray], dtype: type[np.generic]) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)

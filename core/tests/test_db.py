@@ -4,7 +4,7 @@ import numpy as np
 from django.db import connection
 
 from catalog.models import Movie, Rating, Viewer
-from core.db import bulk_insert_new, bulk_upsert_rows, db_datetimes
+from core.db import EpochSeconds, bulk_insert_new, bulk_upsert_rows, db_datetimes, integer_columns
 
 
 def test_db_datetimes_store_what_the_field_would_store(db):
@@ -46,3 +46,16 @@ def test_upserting_rows_fills_defaults_on_insert_and_keeps_them_on_update(db):
     assert list(Viewer.objects.values_list("id", "age", "gender")) == [(1, 31, "F"), (2, 40, "M"), (3, 20, "X")]
     assert Viewer.objects.get(id=1).created_at == created
     assert Viewer.objects.get(id=3).created_at is not None
+
+
+def test_epoch_seconds_are_the_whole_seconds_of_the_stored_instant(db):
+    Viewer.objects.create(id=1)
+    movie = Movie.objects.create(slug="a+1999", title="A", year=1999)
+    moments = [datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), datetime(2023, 10, 1, 12, tzinfo=UTC)]
+    Rating.objects.bulk_create([Rating(viewer_id=1, movie=movie, score=3, rated_at=at) for at in moments])
+
+    columns = integer_columns(
+        Rating.objects.order_by("rated_at").annotate(at=EpochSeconds("rated_at")).values_list("score", "at")
+    )
+
+    assert columns.tolist() == [[3, int(moment.timestamp())] for moment in moments]

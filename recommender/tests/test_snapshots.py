@@ -1,9 +1,11 @@
 import csv
+from functools import partial
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from recommender import snapshots
 from recommender.models import DataSnapshot
 from recommender.snapshots import (
     SnapshotError,
@@ -72,6 +74,45 @@ def test_the_latest_rating_is_the_one_in_the_snapshot(db):
     assert data.interactions.scores.tolist() == [2.0]
 
 
+def test_a_snapshot_joins_each_viewers_ratings_and_watches_by_movie(db):
+    stream_ingest_batch(
+        lines=[
+            "2023-10-01T12:00:00,7,GET /rate/the+matrix+1999=5",
+            "2023-10-02T12:00:00,7,GET /data/m/alien+1979/3.mpg",
+            "2023-10-02T12:01:00,7,GET /data/m/alien+1979/4.mpg",
+            "2023-10-03T12:00:00,7,GET /data/m/the+matrix+1999/0.mpg",
+            "2023-10-01T08:00:00,3,GET /data/m/the+matrix+1999/9.mpg",
+            "2023-10-01T09:00:00,3,GET /rate/the+matrix+1999=4",
+            "2023-10-01T10:00:00,3,GET /rate/the+matrix+1999=3",
+        ]
+    )
+
+    snapshot = snapshot_create(track=False)
+
+    assert (snapshot.directory / "interactions.csv").read_text().splitlines() == [
+        "viewer_id,movie,minutes_watched,max_minute,score,last_at",
+        "3,the+matrix+1999,1,9,3,1696154400",  # the later of rating (10:00) and watch (08:00)
+        "7,alien+1979,2,4,,1696248060",  # watched, never rated
+        "7,the+matrix+1999,1,0,5,1696334400",
+    ]
+    assert (snapshot.directory / "ratings.csv").read_text().splitlines() == [
+        "viewer_id,movie,score,rated_at",
+        "3,the+matrix+1999,3,1696154400",
+        "7,the+matrix+1999,5,1696161600",
+    ]
+    assert (snapshot.rating_rows, snapshot.interaction_rows, snapshot.viewer_count, snapshot.movie_count) == (
+        2,
+        3,
+        2,
+        2,
+    )
+    assert (int(snapshot.window_start.timestamp()), int(snapshot.window_end.timestamp())) == (1696154400, 1696334400)
+    data = snapshot_load(snapshot)
+    assert data.interactions.catalogue == ["alien+1979", "the+matrix+1999"]
+    assert data.minutes.tolist() == [1, 2, 1]
+    assert [None if score != score else score for score in data.interactions.scores.tolist()] == [3.0, None, 5.0]
+
+
 def test_too_few_ratings_fail_the_quality_check_and_are_recorded(db, settings):
     settings.SNAPSHOT_MIN_RATINGS = 10
     stream_ingest_batch(lines=["2023-10-01T12:00:00,7,GET /rate/the+matrix+1999=5"])
@@ -104,6 +145,27 @@ def test_quality_check_finds_out_of_range_and_duplicate_ratings(db, tmp_path, se
 
     assert reasons == ["1 ratings outside 1-5", "1 duplicate (viewer, movie) ratings"]
     assert quality["duplicate_pairs"] == 1
+
+
+def test_quality_check_finds_a_duplicate_across_two_runs_and_names_a_ragged_line(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshots, "_column_runs", partial(snapshots._column_runs, run_bytes=10))
+    ratings = [[1, "a", 3, 0], [1, "b", 3, 0], [1, "b", 4, 0], [2, "a", 5, 0]]
+    _write(tmp_path / "ratings.csv", ["viewer_id", "movie", "score", "rated_at"], ratings)
+    _write(
+        tmp_path / "interactions.csv",
+        ["viewer_id", "movie", "minutes_watched", "max_minute", "score", "last_at"],
+        [[1, "a", 0, 0, 3, 0], [1, "b", 0, 0, 4, 0], [2, "a", 0, 0, 5, 0]],
+    )
+    _write(tmp_path / "viewers.csv", ["viewer_id", "age", "gender", "occupation"], [[1, "", "", ""], [2, "", "", ""]])
+    _write(tmp_path / "movies.csv", ["movie", "title", "year", "genres", "runtime_minutes"], [["a", "A", "", "", ""]])
+
+    quality, _ = snapshot_check_quality(directory=tmp_path)
+    assert (quality["ratings"], quality["duplicate_pairs"], quality["mean_score"]) == (4, 1, 3.75)
+
+    with (tmp_path / "ratings.csv").open("a") as handle:
+        handle.write("3,a,4\n")
+    quality, reasons = snapshot_check_quality(directory=tmp_path)
+    assert reasons == [f"schema: {tmp_path / 'ratings.csv'}, line 6: 3 fields, expected 4"]
 
 
 def test_quality_check_rejects_a_wrong_schema(db, tmp_path):
