@@ -23,6 +23,11 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 _server = f"{os.environ.get('SERVING_POOL', 'stable')}-{socket.gethostname()}-{bind.replace(':', '_')}"
 _metrics_dir = Path(os.environ.get("VAR_DIR", Path(__file__).parent / "var")) / "prometheus" / _server
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
+# One request is one thread's work: BLAS threads per worker only contend with the other
+# workers for the cores (ALS's fold-in of a new history took 21.8 ms p99 with them, on 2 cores).
+# Set before any worker imports numpy, which reads them once.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 
 def on_starting(server: Any) -> None:

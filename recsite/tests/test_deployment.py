@@ -86,3 +86,17 @@ def test_methods_recsite_does_not_use_are_refused_before_they_reach_the_metrics(
     metrics = client.get("/metrics").content.decode()
     assert response.status_code == 405
     assert "BREW" not in metrics  # each new method name used to add 19 series
+
+
+def test_a_web_worker_computes_with_one_blas_thread(tmp_path):
+    # As a worker does: gunicorn.conf.py is read, then the application imports numpy.
+    script = (
+        f"import runpy; runpy.run_path({str(ROOT / 'gunicorn.conf.py')!r}); import numpy; "
+        "from threadpoolctl import threadpool_info; "
+        "print(sorted({pool['num_threads'] for pool in threadpool_info() if pool['user_api'] == 'blas'}))"
+    )
+    environment = {"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "HOME": str(tmp_path)}
+
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "[1]"
