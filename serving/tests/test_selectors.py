@@ -9,7 +9,8 @@ def test_a_cold_viewers_state_and_demographics_come_in_one_query(db, django_asse
     with django_assert_num_queries(1):
         state = viewer_state(5)
 
-    assert state.history == set() and state.finished == set()
+    assert state.history == set()
+    assert state.finished == set()
     assert state.demographics == (31, "F")
 
 
