@@ -32,6 +32,11 @@ class Movie(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    @property
+    def display_title(self) -> str:
+        """The title people read, with its year: "Alien (1979)"."""
+        return f"{self.title} ({self.year})" if self.year else self.title
+
 
 class Viewer(models.Model):
     """A user of the streaming platform (not a Django login). Demographics may arrive later."""

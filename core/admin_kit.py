@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 
@@ -60,4 +64,43 @@ class RangeFilter(admin.SimpleListFilter):
                     queryset = queryset.filter(**{f"{self.field}__gte": low})
                 if high is not None:
                     queryset = queryset.filter(**{f"{self.field}__lt": high})
+        return queryset
+
+
+class CappedCountPaginator(Paginator[Any]):
+    """Counts at most ``CAP`` rows: a list page over millions of rows must not count them all
+    (a full COUNT read the whole table on every page view). Past the cap the list offers the
+    first ``CAP`` rows; a filter narrows it."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet):
+            return queryset.values("pk")[: self.CAP].count()
+        return min(len(queryset), self.CAP)
+
+
+class RecentFilter(admin.SimpleListFilter):
+    """Time windows finer than a day over one datetime ``field``, counted back from now."""
+
+    title = "when"
+    parameter_name = "within"
+    field: str
+    windows = [
+        ("15m", "last 15 minutes", timedelta(minutes=15)),
+        ("1h", "last hour", timedelta(hours=1)),
+        ("6h", "last 6 hours", timedelta(hours=6)),
+        ("24h", "last 24 hours", timedelta(hours=24)),
+        ("7d", "last 7 days", timedelta(days=7)),
+    ]
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [(key, label) for key, label, _ in self.windows]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        for key, _, span in self.windows:
+            if self.value() == key:
+                return queryset.filter(**{f"{self.field}__gte": timezone.now() - span})
         return queryset

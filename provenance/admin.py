@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 
-from core.admin_kit import RangeFilter, ReadOnlyAdmin, admin_link
+from catalog.identifiers import movie_id_fold
+from core.admin_kit import CappedCountPaginator, RangeFilter, ReadOnlyAdmin, RecentFilter, admin_link
 from provenance.models import Recommendation
 from recommender.models import DataSnapshot, ModelVersion
 
@@ -14,10 +17,19 @@ class LatencyFilter(RangeFilter):
     buckets = [("fast", "under 5 ms", None, 5), ("slow", "5-25 ms", 5, 25), ("very-slow", "25 ms or more", 25, None)]
 
 
+class ServedWithinFilter(RecentFilter):
+    title = "served"
+    field = "served_at"
+
+
 @admin.register(Recommendation)
 class RecommendationAdmin(ReadOnlyAdmin):
     """Why did viewer V see movie M at time T: search the viewer or the movie, open the row, and
-    follow the links to the model version (metrics, code) and its data snapshot."""
+    follow the links to the model version (metrics, code) and its data snapshot.
+
+    The search is exact, never free text: a number is a viewer id, a movie id (slug) finds the
+    answers that listed that movie, anything else a request id. (Free text over the lists
+    matched years in titles: "13" found viewers 13 and every movie of 2013.)"""
 
     list_display = [
         "served_at",
@@ -29,11 +41,28 @@ class RecommendationAdmin(ReadOnlyAdmin):
         "latency_ms",
         "first_items",
     ]
-    list_filter = ["pool", "strategy", LatencyFilter, "model_version__version"]
+    list_filter = [ServedWithinFilter, "pool", "strategy", LatencyFilter, "model_version__version"]
     list_select_related = ["model_version__snapshot"]
-    search_fields = ["=viewer_id", "items", "=request_id"]
+    search_fields = ["=request_id"]
+    search_help_text = "a viewer id (exact), a movie id such as the+matrix+1999 (exact), or a request id"
     date_hierarchy = "served_at"
     show_full_result_count = False
+    paginator = CappedCountPaginator
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Recommendation], search_term: str
+    ) -> tuple[QuerySet[Recommendation], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdigit():
+            return queryset.filter(viewer_id=int(term)), False
+        slug = movie_id_fold(term)
+        if slug is not None and "+" in slug:
+            # The list is comma-separated: the movie is the whole list, its head, its tail or an inner item.
+            listed = Q(items=slug) | Q(items__startswith=f"{slug},") | Q(items__endswith=f",{slug}")
+            return queryset.filter(listed | Q(items__contains=f",{slug},")), False
+        return queryset.filter(request_id=term), False
 
     @admin.display(ordering="model_version__version", description="model")
     def version_link(self, row: Recommendation) -> str:

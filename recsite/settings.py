@@ -58,7 +58,10 @@ MODEL_DIR = env_path("MODEL_DIR", VAR_DIR / "models")
 SECRET_KEY = env_secret_key("SECRET_KEY", path=VAR_DIR / "secret_key", required=env_bool("REQUIRE_SECRET_KEY", False))
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # First, so that its templates (admin/base_site.html) take precedence over the admin's own.
+    "console",
+    # Django's admin, with the console as its default site.
+    "console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -3,10 +3,6 @@ from django.urls import include, path
 
 from serving.api import RecommendView, SchemaView, healthz, readyz
 
-admin.site.site_header = "recsite operations"
-admin.site.site_title = "recsite"
-admin.site.index_title = "Operations console"
-
 urlpatterns = [
     # <str:...> so a malformed id reaches the view and gets a 400 that says why, not a 404.
     path("recommend/<str:user_id>", RecommendView.as_view(), name="recommend"),

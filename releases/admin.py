@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from recommender.admin import ModelVersionAdmin
@@ -52,7 +53,8 @@ class ReleaseAdmin(ReadOnlyAdmin):
         ]
 
     def act(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
-        """Promote, abort, pause or resume from the release's page (POST, with permission)."""
+        """Promote, abort, pause or resume from the release's page or the overview (POST, with
+        permission); back to ``next`` when it is one of this site's pages."""
         if request.method != "POST" or action not in RELEASE_DECISIONS:
             raise PermissionDenied
         if not request.user.has_perm("releases.change_release"):
@@ -68,7 +70,12 @@ class ReleaseAdmin(ReadOnlyAdmin):
         else:
             release.refresh_from_db()
             self.message_user(request, f"{release}: {action} done")
-        return HttpResponseRedirect(reverse("admin:releases_release_change", args=[pk]))
+        back = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            back = reverse("admin:releases_release_change", args=[pk])
+        return HttpResponseRedirect(back)
 
     @admin.display(ordering="candidate__version", description="candidate")
     def candidate_link(self, release: Release) -> str:

@@ -135,3 +135,71 @@ def release_next_action(
     if step_seconds >= thresholds.max_step_seconds:
         return Action.PAUSE
     return Action.WAIT
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One row of a check's report, as Kayenta shows it: the metric, both pools, the bound the
+    canary was held to, and whether it met it (``None``: not judged, too little data)."""
+
+    metric: str
+    canary: float | None
+    stable: float | None
+    bound: str
+    passed: bool | None
+
+
+def analysis_table(*, canary: Measurement, stable: Measurement | None, thresholds: Thresholds) -> list[MetricCheck]:
+    """The figures ``analysis_verdict`` judged, one row per metric, with the bound each met or
+    missed (the absolute bound, tightened by stable's figure where stable had enough traffic)."""
+    comparable = stable is not None and stable.requests >= thresholds.min_requests
+    base = stable if comparable else None
+    enough = canary.requests >= thresholds.min_requests
+    rows = [
+        MetricCheck(
+            "requests", canary.requests, stable.requests if stable else None, f">= {thresholds.min_requests}", enough
+        )
+    ]
+    p99_bound = thresholds.max_p99_ms
+    if base is not None and base.p99_ms is not None:
+        p99_bound = min(p99_bound, base.p99_ms * thresholds.max_p99_ratio + thresholds.max_p99_slack_ms)
+    rows.append(
+        MetricCheck(
+            "p99 latency (ms)",
+            canary.p99_ms,
+            stable.p99_ms if stable else None,
+            f"<= {p99_bound:.1f}",
+            None if not enough or canary.p99_ms is None else canary.p99_ms <= p99_bound,
+        )
+    )
+    success_bound = thresholds.min_success_rate
+    if base is not None and base.success_rate is not None:
+        success_bound = max(success_bound, base.success_rate - thresholds.max_success_drop)
+    rows.append(
+        MetricCheck(
+            "success rate",
+            canary.success_rate,
+            stable.success_rate if stable else None,
+            f">= {success_bound:.4f}",
+            None if not enough or canary.success_rate is None else canary.success_rate >= success_bound,
+        )
+    )
+    judged = (
+        base is not None
+        and canary.follow_rate is not None
+        and base.follow_rate is not None
+        and min(canary.follow_samples, base.follow_samples) >= thresholds.min_follow_samples
+    )
+    follow_bound = (base.follow_rate or 0.0) - thresholds.max_follow_drop if judged and base else None
+    rows.append(
+        MetricCheck(
+            "watched after recommended",
+            canary.follow_rate,
+            stable.follow_rate if stable else None,
+            f">= {follow_bound:.4f}"
+            if follow_bound is not None
+            else f"needs {thresholds.min_follow_samples} answers each",
+            None if not enough or follow_bound is None else (canary.follow_rate or 0.0) >= follow_bound,
+        )
+    )
+    return rows

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs, starts and stops the real services recsite runs against in development and CI:
 # MariaDB (Debian package, project-local data directory), Apache Kafka 4.x in KRaft mode (jars
-# from Maven Central through infra/kafka/pom.xml), and NGINX and Prometheus (Debian packages). Everything lives under .services/
+# from Maven Central through infra/kafka/pom.xml), and NGINX, Prometheus and Chromium (Debian packages). Everything lives under .services/
 # in the checkout, so nothing here touches a system-wide instance.
 #
-#   scripts/services.sh install|start|stop|status [mariadb|kafka|nginx|prometheus ...]
+#   scripts/services.sh install|start|stop|status [mariadb|kafka|nginx|prometheus|chromium ...]
 #
 # Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306},
 # Kafka 127.0.0.1:19092 (see infra/kafka/server.properties).
@@ -147,17 +147,23 @@ prometheus_install() { apt_install prometheus; }
 prometheus_start() { prometheus_install; }
 prometheus_stop() { :; }
 prometheus_status() { command -v prometheus >/dev/null && echo "prometheus: installed" || echo "prometheus: missing"; }
+# The console's browser tests drive Debian's Chromium through Playwright (its own browser
+# download needs the internet).
+chromium_install() { apt_install chromium; }
+chromium_start() { chromium_install; }
+chromium_stop() { :; }
+chromium_status() { [ -x /usr/bin/chromium ] && echo "chromium: installed ($(/usr/bin/chromium --version 2>/dev/null))" || echo "chromium: missing"; }
 
 # --- main ----------------------------------------------------------------------------------
 action=${1:-status}; shift || true
-services=("$@"); [ ${#services[@]} -eq 0 ] && services=(mariadb kafka nginx prometheus)
+services=("$@"); [ ${#services[@]} -eq 0 ] && services=(mariadb kafka nginx prometheus chromium)
 case "$action" in
   install|start|stop|status) ;;
   *) echo "usage: $0 install|start|stop|status [mariadb|kafka ...]" >&2; exit 2 ;;
 esac
 for service in "${services[@]}"; do
   case "$service" in
-    mariadb|kafka|nginx|prometheus) "${service}_${action}" ;;
-    *) echo "unknown service: $service (mariadb, kafka, nginx, prometheus)" >&2; exit 2 ;;
+    mariadb|kafka|nginx|prometheus|chromium) "${service}_${action}" ;;
+    *) echo "unknown service: $service (mariadb, kafka, nginx, prometheus, chromium)" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,14 @@
 import pytest
 
-from releases.analysis import Action, Measurement, Thresholds, Verdict, analysis_verdict, release_next_action
+from releases.analysis import (
+    Action,
+    Measurement,
+    Thresholds,
+    Verdict,
+    analysis_table,
+    analysis_verdict,
+    release_next_action,
+)
 
 HEALTHY = Measurement(requests=500, success_rate=1.0, p99_ms=12.0, mean_ms=4.0, follow_rate=0.30, follow_samples=400)
 
@@ -104,3 +112,44 @@ def test_a_canary_nobody_can_judge_pauses(verdict, inconclusive, step_seconds, a
     )
 
     assert result == action
+
+
+@pytest.mark.parametrize(
+    ("canary", "stable", "expected"),
+    [
+        # metric -> (bound, passed) for: requests, p99, success rate, follow rate
+        (
+            _canary(),
+            HEALTHY,
+            [(">= 50", True), ("<= 28.0", True), (">= 0.9900", True), (">= 0.2500", True)],
+        ),
+        (  # stable's p99 12 ms tightens the 500 ms bound to 12 * 1.5 + 10
+            _canary(p99_ms=30.0),
+            HEALTHY,
+            [(">= 50", True), ("<= 28.0", False), (">= 0.9900", True), (">= 0.2500", True)],
+        ),
+        (  # without stable only the absolute bounds hold, and the follow rate is not judged
+            _canary(p99_ms=30.0, success_rate=0.985),
+            None,
+            [(">= 50", True), ("<= 500.0", True), (">= 0.9900", False), ("needs 100 answers each", None)],
+        ),
+        (  # too little traffic: nothing judged but the traffic itself
+            _canary(requests=10),
+            HEALTHY,
+            [(">= 50", False), ("<= 28.0", None), (">= 0.9900", None), (">= 0.2500", None)],
+        ),
+        (
+            _canary(follow_rate=0.20),
+            HEALTHY,
+            [(">= 50", True), ("<= 28.0", True), (">= 0.9900", True), (">= 0.2500", False)],
+        ),
+    ],
+)
+def test_the_check_report_shows_each_metrics_bound_and_outcome(canary, stable, expected):
+    rows = analysis_table(canary=canary, stable=stable, thresholds=Thresholds())
+
+    assert [row.metric for row in rows] == ["requests", "p99 latency (ms)", "success rate", "watched after recommended"]
+    assert [(row.bound, row.passed) for row in rows] == expected
+    verdict, _ = analysis_verdict(canary=canary, stable=stable, thresholds=Thresholds())
+    # The report and the verdict agree: a failed row is a failed check, and the other way round.
+    assert (verdict == Verdict.FAIL) == any(row.passed is False for row in rows[1:])

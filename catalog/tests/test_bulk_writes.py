@@ -1,3 +1,5 @@
+"""core.db's bulk writers and readers, on the catalogue's tables (core has no tables of its own)."""
+
 from datetime import UTC, datetime
 
 import numpy as np

@@ -1,0 +1,68 @@
+"""The console's chart kit: what a chart shows, as data; ``console/charts.js`` draws it with the
+vendored Chart.js. Selectors build ``Chart`` values, templates include ``console/chart.html``,
+and tests check the data without a browser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    values: list[float | None]
+    # A floating bar per label, [low, high] (an interval around a figure), instead of a value.
+    ranges: list[tuple[float, float] | None] | None = None
+    axis: Literal["y", "y2"] = "y"
+    kind: Literal["line", "bar"] | None = None  # the chart's own kind unless set
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str  # unique on its page: the canvas and its data are found by it
+    title: str
+    labels: list[str]
+    series: list[Series]
+    kind: Literal["line", "bar"] = "line"
+    unit: str = ""
+    unit_y2: str = ""
+    stacked: bool = False
+    empty_hint: str = "No data yet."
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_data(self) -> bool:
+        return any(
+            value is not None for series in self.series for value in (series.ranges or []) + series.values
+        ) and bool(self.labels)
+
+    def config(self) -> dict[str, object]:
+        """The Chart.js configuration (colours are the script's: one palette for the console)."""
+        datasets: list[dict[str, object]] = []
+        for series in self.series:
+            data: list[object] = list(series.ranges) if series.ranges is not None else list(series.values)
+            dataset: dict[str, object] = {"label": series.label, "data": data, "yAxisID": series.axis}
+            if series.kind:
+                dataset["type"] = series.kind
+            datasets.append(dataset)
+        scales: dict[str, object] = {
+            "x": {"stacked": self.stacked},
+            "y": {
+                "stacked": self.stacked,
+                "beginAtZero": True,
+                "title": {"display": bool(self.unit), "text": self.unit},
+            },
+        }
+        if any(series.axis == "y2" for series in self.series):
+            scales["y2"] = {
+                "position": "right",
+                "beginAtZero": True,
+                "grid": {"drawOnChartArea": False},
+                "title": {"display": bool(self.unit_y2), "text": self.unit_y2},
+            }
+        return {
+            "type": self.kind,
+            "data": {"labels": self.labels, "datasets": datasets},
+            "options": {"scales": scales},
+        }

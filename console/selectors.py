@@ -1,0 +1,654 @@
+"""Reads for the console's pages: every figure and chart a page shows comes from here.
+
+Each chart's data is a ``console.charts.Chart``, built from aggregates the database computes
+(grouped counts, latency histograms), never from a Python loop over millions of rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
+from django.db.models.functions import TruncDate, TruncMinute
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule, Task
+
+from catalog.models import Movie, Rating, Viewer, Watch
+from console.charts import Chart, Series
+from provenance.models import Recommendation
+from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
+from releases.analysis import Measurement, MetricCheck, analysis_table
+from releases.models import AnalysisRun, Release, ReleaseEvent
+from stream.models import IngestRun, RejectedLine, RejectionOverflow
+
+# Upper bounds of the latency histogram (ms), as a Prometheus histogram's buckets: p99 per time
+# bucket is interpolated from grouped counts, which the database computes on any number of rows.
+LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2500, 5000, 10000)
+POOLS: tuple[str, ...] = (Recommendation.Pool.STABLE.value, Recommendation.Pool.CANARY.value)
+
+
+# --- What serves now -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServingNow:
+    stable: ModelVersion | None
+    canary: ModelVersion | None
+    release: Release | None
+    step: int  # 1-based
+    steps: int
+    in_step: timedelta | None
+    last_check: AnalysisRun | None
+    checks: list[MetricCheck]
+
+
+def serving_now(now: datetime | None = None) -> ServingNow:
+    now = now or timezone.now()
+    slots = {
+        version.serving_slot: version
+        for version in ModelVersion.objects.filter(serving_slot__isnull=False).select_related("snapshot")
+    }
+    release = (
+        Release.objects.filter(state__in=Release.ACTIVE_STATES).select_related("candidate", "stable").first()
+        or Release.objects.select_related("candidate", "stable").first()
+    )
+    last_check = release.analysis_runs.first() if release is not None else None
+    return ServingNow(
+        stable=slots.get("stable"),
+        canary=slots.get("canary"),
+        release=release,
+        step=(release.step_index + 1) if release else 0,
+        steps=len(release.steps) if release else 0,
+        in_step=(now - release.step_started_at) if release and release.is_active and release.step_started_at else None,
+        last_check=last_check,
+        checks=check_rows(last_check) if last_check is not None and release is not None else [],
+    )
+
+
+def check_rows(run: AnalysisRun) -> list[MetricCheck]:
+    """A stored check as Kayenta's table: each metric, both pools, its bound and outcome."""
+    canary = Measurement(**run.canary)
+    stable = Measurement(**run.stable) if run.stable else None
+    return analysis_table(canary=canary, stable=stable, thresholds=run.release.analysis_thresholds)
+
+
+# --- Traffic, per pool -----------------------------------------------------------------------
+
+
+def _latency_bucket() -> Case:
+    return Case(
+        *(When(latency_ms__lt=bound, then=Value(i)) for i, bound in enumerate(LATENCY_BOUNDS_MS)),
+        default=Value(len(LATENCY_BOUNDS_MS)),
+        output_field=IntegerField(),
+    )
+
+
+def quantile_from_histogram(counts: list[int], quantile: float = 0.99) -> float | None:
+    """The ``quantile`` of a latency histogram (counts per ``LATENCY_BOUNDS_MS`` bucket, the last
+    one unbounded), interpolated linearly inside its bucket as Prometheus' histogram_quantile
+    does; the top bound when it falls in the unbounded bucket."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank = quantile * total
+    cumulative = 0
+    for i, count in enumerate(counts):
+        if cumulative + count >= rank and count:
+            if i == len(LATENCY_BOUNDS_MS):
+                return float(LATENCY_BOUNDS_MS[-1])
+            low = 0.0 if i == 0 else float(LATENCY_BOUNDS_MS[i - 1])
+            return low + (LATENCY_BOUNDS_MS[i] - low) * (rank - cumulative) / count
+        cumulative += count
+    return float(LATENCY_BOUNDS_MS[-1])
+
+
+@dataclass(frozen=True)
+class PoolTraffic:
+    labels: list[str]
+    requests_per_minute: dict[str, list[float | None]]
+    p99_ms: dict[str, list[float | None]]
+    error_rate: dict[str, list[float | None]]
+
+
+def pool_traffic(
+    *, since: datetime, until: datetime, bucket_minutes: int = 5, queryset: QuerySet[Recommendation] | None = None
+) -> PoolTraffic:
+    """Requests per minute, p99 latency and the share of 5xx answers, per pool and time bucket."""
+    rows = (
+        (queryset if queryset is not None else Recommendation.objects.all())
+        .filter(served_at__gte=since, served_at__lt=until)
+        .annotate(minute=TruncMinute("served_at"), latency_bucket=_latency_bucket())
+        .values("minute", "pool", "latency_bucket")
+        .annotate(requests=Count("id"), errors=Count("id", filter=Q(status__gte=500)))
+        .order_by()
+    )
+    step = timedelta(minutes=bucket_minutes)
+    start = since.replace(second=0, microsecond=0)
+    buckets = max(1, int((until - start) / step) + (1 if (until - start) % step else 0))
+    histogram = {pool: [[0] * (len(LATENCY_BOUNDS_MS) + 1) for _ in range(buckets)] for pool in POOLS}
+    errors = {pool: [0] * buckets for pool in POOLS}
+    for row in rows:
+        if row["pool"] not in histogram:
+            continue
+        index = min(buckets - 1, int((row["minute"] - start) / step))
+        histogram[row["pool"]][index][row["latency_bucket"]] += row["requests"]
+        errors[row["pool"]][index] += row["errors"]
+    labels = [timezone.localtime(start + i * step).strftime("%H:%M") for i in range(buckets)]
+    requests: dict[str, list[float | None]] = {
+        pool: [sum(counts) / bucket_minutes for counts in histogram[pool]] for pool in POOLS
+    }
+    return PoolTraffic(
+        labels=labels,
+        requests_per_minute={pool: [_rounded(value) for value in values] for pool, values in requests.items()},
+        p99_ms={pool: [_rounded(quantile_from_histogram(counts)) for counts in histogram[pool]] for pool in POOLS},
+        error_rate={
+            pool: [
+                round(errors[pool][i] / sum(counts), 4) if sum(counts) else None
+                for i, counts in enumerate(histogram[pool])
+            ]
+            for pool in POOLS
+        },
+    )
+
+
+def _rounded(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def traffic_charts(traffic: PoolTraffic, *, prefix: str = "traffic") -> list[Chart]:
+    hint = "No answers in this period: the provenance table fills as /recommend is called."
+    return [
+        Chart(
+            f"{prefix}-{key}",
+            title,
+            traffic.labels,
+            [Series(pool, figures[pool]) for pool in POOLS],
+            unit=unit,
+            empty_hint=hint,
+        )
+        for key, title, figures, unit in (
+            ("requests", "Requests per minute", traffic.requests_per_minute, "requests/min"),
+            ("p99", "p99 latency", traffic.p99_ms, "ms"),
+            ("errors", "Error rate (5xx)", traffic.error_rate, "share of answers"),
+        )
+    ]
+
+
+# --- Ingestion -------------------------------------------------------------------------------
+
+
+def ingest_chart(limit: int = 30) -> Chart:
+    runs = list(IngestRun.objects.order_by("-started_at")[:limit])[::-1]
+    return Chart(
+        "ingest-rate",
+        f"Ingest runs (last {limit})",
+        [timezone.localtime(run.started_at).strftime("%m-%d %H:%M") for run in runs],
+        [
+            Series("lines/s", [_rounded(run.lines_per_second, 0) for run in runs], kind="line"),
+            Series("rejected lines", [run.rejected for run in runs], axis="y2", kind="bar"),
+        ],
+        unit="lines/s",
+        unit_y2="rejected",
+        empty_hint="Nothing ingested yet: run consume_stream.",
+    )
+
+
+def rejections_by_reason() -> list[tuple[str, int]]:
+    """Rejected lines per reason: those kept, plus those only counted once the store was full."""
+    counts: dict[str, int] = defaultdict(int)
+    for reason, count in RejectedLine.objects.values_list("reason").annotate(count=Count("id")).order_by():
+        counts[reason] += count
+    for reason, count in RejectionOverflow.objects.values_list("reason", "count"):
+        counts[reason] += count
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def rejections_chart() -> Chart:
+    reasons = rejections_by_reason()
+    return Chart(
+        "rejections",
+        "Rejected lines by reason",
+        [reason for reason, _ in reasons],
+        [Series("lines", [count for _, count in reasons])],
+        kind="bar",
+        unit="lines",
+        empty_hint="No line has been rejected.",
+    )
+
+
+# --- The task queue --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    name: str
+    func: str
+    next_run: datetime | None
+    overdue: bool
+    last_started: datetime | None
+    last_success: bool | None
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    schedules: list[ScheduleState]
+    queued: int
+    alive: bool
+    next_training: datetime | None
+
+    @property
+    def summary(self) -> str:
+        if not self.schedules:
+            return "no schedules: run manage.py setup_schedules"
+        if self.alive:
+            return "running: every schedule ran on time"
+        return "not running: a schedule is overdue (start manage.py qcluster)"
+
+
+OVERDUE_AFTER = timedelta(minutes=3)
+
+
+def queue_health(now: datetime | None = None) -> QueueHealth:
+    """django-q2's cluster seen from its tables: a schedule whose next run is minutes in the past
+    means no cluster is taking them (its own statistics live in a per-process cache here)."""
+    now = now or timezone.now()
+    schedules = list(Schedule.objects.order_by("name"))
+    tasks = {task.id: task for task in Task.objects.filter(id__in=[s.task for s in schedules if s.task])}
+    states = []
+    for schedule in schedules:
+        task = tasks.get(schedule.task or "")
+        states.append(
+            ScheduleState(
+                name=schedule.name or schedule.func,
+                func=schedule.func,
+                next_run=schedule.next_run,
+                overdue=schedule.next_run is not None and schedule.next_run < now - OVERDUE_AFTER,
+                last_started=task.started if task else None,
+                last_success=task.success if task else None,
+            )
+        )
+    training = next((s for s in schedules if s.func == "recommender.tasks.model_retrain"), None)
+    return QueueHealth(
+        schedules=states,
+        queued=OrmQ.objects.count(),
+        alive=bool(states) and not any(state.overdue for state in states),
+        next_training=training.next_run if training else None,
+    )
+
+
+# --- Model versions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    check: str
+    value: str
+    bound: str
+    passed: bool
+
+
+def gate_checks(version: ModelVersion) -> list[GateCheck]:
+    """The gate's inputs as one row per check (the gate stores its inputs and its reasons)."""
+    inputs = version.gate.get("inputs", {})
+    if not inputs:
+        return []
+    rmse, ndcg = inputs.get("rmse"), inputs.get("ndcg@10")
+    rows = [
+        GateCheck(
+            "RMSE below the bound",
+            _fmt(rmse),
+            f"< {inputs.get('max_rmse')}",
+            rmse is not None and rmse < inputs["max_rmse"],
+        ),
+        GateCheck("NDCG@10 measured", _fmt(ndcg), "present", ndcg is not None),
+    ]
+    stable_version = inputs.get("stable_version")
+    if stable_version is not None:
+        stable_rmse, stable_ndcg = inputs.get("stable_rmse"), inputs.get("stable_ndcg@10")
+        if stable_rmse is not None:
+            bound = stable_rmse + inputs["rmse_tolerance"]
+            rows.append(
+                GateCheck(
+                    f"RMSE not worse than stable v{stable_version}",
+                    _fmt(rmse),
+                    f"<= {bound:.4f} ({stable_rmse:.4f} + {inputs['rmse_tolerance']})",
+                    rmse is not None and rmse <= bound,
+                )
+            )
+        if stable_ndcg is not None:
+            bound = stable_ndcg - inputs["ndcg_tolerance"]
+            rows.append(
+                GateCheck(
+                    f"NDCG@10 not worse than stable v{stable_version}",
+                    _fmt(ndcg),
+                    f">= {bound:.4f} ({stable_ndcg:.4f} - {inputs['ndcg_tolerance']})",
+                    ndcg is None or ndcg >= bound,
+                )
+            )
+    return rows
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+METRICS = (
+    ("rmse", "RMSE", "lower is better"),
+    ("mae", "MAE", "lower is better"),
+    ("ndcg@10", "NDCG@10", "higher is better"),
+    ("precision@10", "precision@10", "higher is better"),
+    ("recall@10", "recall@10", "higher is better"),
+    ("coverage@20", "catalogue coverage of the lists", "higher is better"),
+)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    direction: str
+    value: str
+    stable: str
+    popularity: str
+
+
+def metric_rows(version: ModelVersion, stable: ModelVersion | None) -> list[MetricRow]:
+    """Each metric of ``version`` beside the stable version's and the popularity baseline's."""
+    popularity = version.metrics.get("popularity", {})
+    rows = []
+    for key, label, direction in METRICS:
+        if key not in version.metrics and key not in popularity:
+            continue
+        rows.append(
+            MetricRow(
+                label,
+                direction,
+                _fmt(version.metrics.get(key)),
+                _fmt(stable.metrics.get(key)) if stable is not None and stable.pk != version.pk else "",
+                _fmt(popularity.get(key)),
+            )
+        )
+    return rows
+
+
+def flat_params(values: dict[str, object], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested parameters or metrics as (dotted name, value) rows, sorted."""
+    rows: list[tuple[str, str]] = []
+    for key, value in sorted(values.items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(flat_params(value, f"{name}."))
+        else:
+            rows.append((name, _fmt(value)))
+    return rows
+
+
+def version_usage(versions: Iterable[ModelVersion]) -> dict[int, tuple[int, int]]:
+    """Answers and distinct viewers served by each version (grouped in the database)."""
+    ids = [version.pk for version in versions]
+    return {
+        row["model_version"]: (row["answers"], row["viewers"])
+        for row in Recommendation.objects.filter(model_version__in=ids)
+        .values("model_version")
+        .annotate(answers=Count("id"), viewers=Count("viewer_id", distinct=True))
+        .order_by()
+    }
+
+
+def comparison_charts(versions: list[ModelVersion]) -> list[Chart]:
+    labels = [f"v{version.version}" for version in versions]
+
+    def series(key: str, label: str) -> Series:
+        return Series(label, [_rounded(version.metric(key), 4) for version in versions])
+
+    return [
+        Chart("compare-rmse", "RMSE (lower is better)", labels, [series("rmse", "RMSE")], kind="bar"),
+        Chart(
+            "compare-ndcg",
+            "NDCG@10 against popularity",
+            labels,
+            [
+                series("ndcg@10", "model"),
+                Series(
+                    "popularity",
+                    [_rounded(version.metrics.get("popularity", {}).get("ndcg@10"), 4) for version in versions],
+                ),
+            ],
+            kind="bar",
+        ),
+        Chart(
+            "compare-coverage",
+            "Catalogue coverage of the lists",
+            labels,
+            [series("coverage@20", "coverage")],
+            kind="bar",
+        ),
+        Chart(
+            "compare-training",
+            "Training time",
+            labels,
+            [Series("seconds", [_rounded(version.training_seconds, 1) for version in versions])],
+            kind="bar",
+            unit="s",
+        ),
+    ]
+
+
+def status_timeline(version: ModelVersion) -> list[ModelStatusChange]:
+    return list(version.status_changes.order_by("at", "id"))
+
+
+# --- Releases --------------------------------------------------------------------------------
+
+
+def release_charts(release: Release) -> list[Chart]:
+    """Both pools' p99, success rate and watch-through at each check, and the weight over time."""
+    runs = list(release.analysis_runs.order_by("at"))
+    labels = [timezone.localtime(run.at).strftime("%m-%d %H:%M") for run in runs]
+
+    def figure(key: str, pool: str) -> list[float | None]:
+        values = []
+        for run in runs:
+            data = run.canary if pool == "canary" else (run.stable or {})
+            values.append(data.get(key))
+        return values
+
+    charts = [
+        Chart(
+            f"release-{key}",
+            title,
+            labels,
+            [Series(pool, figure(key, pool)) for pool in ("stable", "canary")],
+            unit=unit,
+            empty_hint="No check has run yet (the canary check runs every few minutes).",
+        )
+        for key, title, unit in (
+            ("p99_ms", "p99 latency at each check", "ms"),
+            ("success_rate", "Success rate at each check", "share"),
+            ("follow_rate", "Watched after recommended", "share of answers"),
+        )
+    ]
+    events = list(release.events.order_by("at", "id"))
+    charts.append(
+        Chart(
+            "release-weight",
+            "Canary weight",
+            [timezone.localtime(event.at).strftime("%m-%d %H:%M:%S") for event in events],
+            [Series("weight", [event.weight for event in events])],
+            unit="% of traffic",
+            empty_hint="The release has not moved yet.",
+        )
+    )
+    return charts
+
+
+def release_decisions(release: Release) -> list[ReleaseEvent]:
+    return list(release.events.order_by("at", "id"))
+
+
+# --- Why a viewer saw a movie ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewerHistory:
+    ratings: list[tuple[datetime, Movie, int]]
+    watches: list[tuple[datetime, Movie, int]]
+    answers: list[Recommendation]
+    answers_more: bool
+
+
+def viewer_history(viewer: Viewer, *, limit: int = 200) -> ViewerHistory:
+    ratings = [
+        (rating.rated_at, rating.movie, rating.score)
+        for rating in Rating.objects.filter(viewer=viewer).select_related("movie").order_by("-rated_at")[:limit]
+    ]
+    watches = [
+        (watch.last_seen_at, watch.movie, watch.minutes_watched)
+        for watch in Watch.objects.filter(viewer=viewer).select_related("movie").order_by("-last_seen_at")[:limit]
+    ]
+    answers = list(
+        Recommendation.objects.filter(viewer_id=viewer.id)
+        .select_related("model_version")
+        .order_by("-served_at")[: limit + 1]
+    )
+    return ViewerHistory(ratings, watches, answers[:limit], len(answers) > limit)
+
+
+def viewer_activity_chart(viewer: Viewer) -> Chart:
+    """Ratings, minutes watched and lists served per day."""
+    days: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for day, count in _per_day(Rating.objects.filter(viewer=viewer), "rated_at"):
+        days[day][0] += count
+    for day, count in _per_day(Watch.objects.filter(viewer=viewer), "last_seen_at"):
+        days[day][1] += count
+    for day, count in _per_day(Recommendation.objects.filter(viewer_id=viewer.id), "served_at"):
+        days[day][2] += count
+    labels = sorted(days)
+    return Chart(
+        "viewer-activity",
+        "Activity per day",
+        labels,
+        [
+            Series("ratings", [days[day][0] for day in labels]),
+            Series("movies watched (last seen)", [days[day][1] for day in labels]),
+            Series("lists served", [days[day][2] for day in labels]),
+        ],
+        kind="bar",
+        empty_hint="This viewer has no ratings, watches or served lists yet.",
+    )
+
+
+def _per_day(queryset: QuerySet[Any], field: str) -> list[tuple[str, int]]:
+    return [
+        (day.isoformat(), count)
+        for day, count in queryset.annotate(day=TruncDate(field))
+        .values_list("day")
+        .annotate(count=Count("id"))
+        .order_by("day")
+        if day is not None
+    ]
+
+
+@dataclass(frozen=True)
+class ListedMovie:
+    rank: int
+    slug: str
+    movie: Movie | None
+    watched_after: datetime | None
+    rated_after: tuple[datetime, int] | None
+
+
+def answer_items(answer: Recommendation) -> list[ListedMovie]:
+    """The served list, ranked, with each movie's title and whether the viewer went on to watch
+    or rate it after the answer (two queries, whatever the list's length)."""
+    slugs = answer.item_list
+    movies = {movie.slug: movie for movie in Movie.objects.filter(slug__in=slugs)}
+    ids = [movie.id for movie in movies.values()]
+    watched = dict(
+        Watch.objects.filter(viewer_id=answer.viewer_id, movie_id__in=ids, last_seen_at__gte=answer.served_at)
+        .values_list("movie__slug")
+        .annotate(first=Max("first_seen_at"))
+        .order_by()
+    )
+    rated: dict[str, tuple[datetime, int]] = {}
+    for slug, at, score in (
+        Rating.objects.filter(viewer_id=answer.viewer_id, movie_id__in=ids, rated_at__gte=answer.served_at)
+        .order_by("rated_at")
+        .values_list("movie__slug", "rated_at", "score")
+    ):
+        rated.setdefault(slug, (at, score))
+    return [
+        ListedMovie(rank, slug, movies.get(slug), watched.get(slug), rated.get(slug))
+        for rank, slug in enumerate(slugs, start=1)
+    ]
+
+
+def release_serving(answer: Recommendation) -> Release | None:
+    """The release the answer was served under: the one running at the time whose candidate or
+    stable version served it."""
+    if answer.model_version_id is None:
+        return None
+    return (
+        Release.objects.filter(
+            Q(candidate_id=answer.model_version_id) | Q(stable_id=answer.model_version_id),
+            created_at__lte=answer.served_at,
+        )
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=answer.served_at))
+        .order_by("-created_at")
+        .first()
+    )
+
+
+# --- Export ----------------------------------------------------------------------------------
+
+PROVENANCE_COLUMNS = [
+    "request_id",
+    "served_at",
+    "viewer_id",
+    "pool",
+    "strategy",
+    "status",
+    "latency_ms",
+    "items",
+    "model_version",
+    "ranker",
+    "rating_algorithm",
+    "code_revision",
+    "snapshot_hash",
+    "snapshot_dvc_md5",
+]
+
+
+def provenance_export_rows(queryset: QuerySet[Recommendation], *, chunk: int = 5000) -> Iterable[list[object]]:
+    """The provenance join for each answer of ``queryset``, read in chunks (for a streamed CSV)."""
+    rows = queryset.values_list(
+        "request_id",
+        "served_at",
+        "viewer_id",
+        "pool",
+        "strategy",
+        "status",
+        "latency_ms",
+        "items",
+        "model_version__version",
+        "model_version__ranker",
+        "model_version__rating_algorithm",
+        "model_version__code_revision",
+        "model_version__snapshot__content_hash",
+        "model_version__snapshot__dvc_md5",
+    )
+    for row in rows.iterator(chunk_size=chunk):
+        values: list[object] = list(row)
+        values[1] = row[1].isoformat()
+        yield values
+
+
+def snapshot_of(version: ModelVersion | None) -> DataSnapshot | None:
+    return version.snapshot if version is not None else None

@@ -1,0 +1,100 @@
+"""The console in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium,
+installed by scripts/services.sh; Playwright's own browser download needs the internet)."""
+
+from collections.abc import Iterator
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from provenance.models import Recommendation
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator[Browser]:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between page actions are synchronous and safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, django_user_model) -> Iterator[Page]:
+    django_user_model.objects.create_superuser("ops", "ops@example.org", "a-password-for-tests")
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{live_server.url}{reverse('admin:login')}")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "a-password-for-tests")
+    page.click("input[type=submit]")
+    expect(page.locator("#tile-stable")).to_be_visible()
+    yield page
+    page.close()
+
+
+def _charts_drawn(page: Page) -> list[tuple[str, bool]]:
+    """Each canvas's key and whether Chart.js drew something on it (any pixel not blank)."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('canvas[data-chart]')).map(canvas => {
+            const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            let drawn = false;
+            for (let i = 3; i < pixels.length; i += 4) { if (pixels[i] !== 0) { drawn = true; break; } }
+            return [canvas.dataset.chart, drawn && canvas.dataset.drawn === 'true'];
+        })"""
+    )
+
+
+def test_every_page_opens_and_every_chart_draws(page, live_server, released):
+    pages = [
+        reverse("admin:index"),
+        reverse("admin:catalog_viewer_change", args=[13]),
+        reverse("admin:recommender_modelversion_change", args=[released.candidate.pk]),
+        reverse("admin:console_compare"),
+        reverse("admin:releases_release_change", args=[released.pk]),
+        reverse("admin:provenance_recommendation_changelist"),
+        reverse("admin:catalog_movie_changelist"),
+    ]
+    drawn: dict[str, bool] = {}
+    for path in pages:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None, path
+        assert response.status == 200, path
+        drawn.update(_charts_drawn(page))
+
+    assert {"traffic-requests", "traffic-p99", "viewer-activity", "compare-ndcg", "release-weight"} <= set(drawn)
+    assert [key for key, ok in drawn.items() if not ok] == []
+
+
+def test_from_a_viewer_to_an_answer_to_its_model_snapshot_and_release(page, live_server, released):
+    answer = Recommendation.objects.filter(pool="canary", viewer_id=13).order_by("-served_at").first()
+
+    page.goto(f"{live_server.url}{reverse('admin:catalog_viewer_change', args=[13])}")
+    page.click(f"#served-lists a[href$='/recommendation/{answer.pk}/change/']")
+    expect(page.locator("#answer-items tbody tr")).to_have_count(len(answer.item_list))
+
+    page.click("#link-version")
+    expect(page.locator("#gate")).to_be_visible()
+    expect(page.locator("h1, h2").first).to_be_visible()
+    page.go_back()
+    page.click("#link-snapshot")
+    expect(page.locator("body")).to_contain_text(released.candidate.snapshot.content_hash[:16])
+    page.go_back()
+    page.click("#link-release")
+    expect(page.locator(".check-table").first).to_be_visible()
+
+
+def test_pressing_pause_on_the_overview_pauses_the_release_and_says_so(page, live_server, released):
+    page.goto(f"{live_server.url}{reverse('admin:index')}")
+
+    page.click("button[data-action=pause]")
+
+    expect(page.locator(".messagelist")).to_contain_text("pause done")
+    expect(page.locator("#tile-release")).to_contain_text("paused")
+    expect(page.locator("button[data-action=resume]")).to_be_visible()
+    released.refresh_from_db()
+    assert released.state == "paused"

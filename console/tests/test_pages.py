@@ -1,0 +1,180 @@
+import csv
+import io
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.urls import reverse
+
+from catalog.models import Movie, Viewer
+from provenance.models import Recommendation
+from recommender.models import ModelVersion
+from releases.models import Release
+
+from .conftest import serve
+
+
+@pytest.fixture
+def ops(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.org", "pw"))
+    return client
+
+
+def test_chart_js_is_vendored_with_its_licence():
+    script = finders.find("console/vendor/chart.js/chart.umd.min.js")
+    licence = finders.find("console/vendor/chart.js/LICENSE.md")
+
+    assert script is not None
+    assert licence is not None
+    with open(script, encoding="utf-8") as handle:
+        assert "Chart.js v4.6.1" in handle.read(200)
+    with open(licence, encoding="utf-8") as handle:
+        assert "MIT License" in handle.read()
+
+
+def test_the_overview_says_what_serves_and_draws_traffic(ops, released):
+    page = ops.get(reverse("admin:index"))
+    text = page.content.decode()
+
+    assert page.status_code == 200
+    assert f"v{released.candidate.version}</a> at 20%" in text
+    assert "step 1 of 1" in text
+    assert 'data-chart="traffic-requests"' in text
+    assert 'id="traffic-requests"' in text
+    assert 'data-action="promote"' in text
+    assert 'data-action="pause"' in text
+    assert "View site" not in text
+
+
+def test_the_overview_tells_how_to_begin_on_an_empty_database(ops):
+    text = ops.get(reverse("admin:index")).content.decode()
+
+    assert "Train a model" in text
+    assert "To start a release" in text
+    assert "No answers in this period" in text
+
+
+def test_a_button_on_the_overview_acts_and_comes_back_with_a_confirmation(ops, released):
+    url = reverse("admin:releases_release_act", args=[released.pk, "pause"])
+
+    response = ops.post(url, {"next": reverse("admin:index"), "reason": "looking"}, follow=True)
+
+    released.refresh_from_db()
+    assert released.state == Release.State.PAUSED
+    assert response.redirect_chain[-1][0] == reverse("admin:index")
+    assert "pause done" in response.content.decode()
+
+
+def test_a_button_never_redirects_off_the_site(ops, released):
+    url = reverse("admin:releases_release_act", args=[released.pk, "pause"])
+
+    response = ops.post(url, {"next": "https://evil.example/"})
+
+    assert response["Location"] == reverse("admin:releases_release_change", args=[released.pk])
+
+
+def test_searching_a_viewer_id_finds_only_that_viewers_answers(ops, db):
+    version = ModelVersion.objects.create(version=1, training_started_at="2026-11-30T00:00:00Z")
+    serve("stable", version, count=2, viewer=13, items="alien+1979")
+    serve("stable", version, count=3, viewer=7, items="hackers+2013,alien+1979")
+
+    page = ops.get(reverse("admin:provenance_recommendation_changelist"), {"q": "13"})
+    by_movie = ops.get(reverse("admin:provenance_recommendation_changelist"), {"q": "hackers+2013"})
+
+    assert list(page.context["cl"].result_list.values_list("viewer_id", flat=True)) == [13, 13]
+    assert by_movie.context["cl"].result_count == 3
+
+
+def test_the_answer_page_shows_the_ranked_list_and_its_lineage(ops, released):
+    answer = Recommendation.objects.filter(pool="canary").first()
+    first = Movie.objects.get(slug=answer.item_list[0])
+
+    text = ops.get(reverse("admin:provenance_recommendation_change", args=[answer.pk])).content.decode()
+
+    assert "<td>1</td>" in text
+    assert first.title in text
+    assert reverse("admin:recommender_modelversion_change", args=[released.candidate.pk]) in text
+    assert reverse("admin:recommender_datasnapshot_change", args=[released.candidate.snapshot_id]) in text
+    assert reverse("admin:releases_release_change", args=[released.pk]) in text
+    assert released.candidate.code_revision in text
+
+
+def test_the_viewer_page_tells_the_viewers_story_and_cannot_edit_it(ops, released):
+    url = reverse("admin:catalog_viewer_change", args=[13])
+
+    text = ops.get(url).content.decode()
+
+    assert 'data-chart="viewer-activity"' in text
+    assert text.count("/admin/provenance/recommendation/") >= 140  # every list served, linked
+    assert 'name="_save"' not in text
+    assert ops.post(url, {"id": 99}).status_code == 403
+    assert Viewer.objects.filter(pk=13).exists()
+
+
+def test_the_version_page_shows_gate_and_metrics_as_tables(ops, released):
+    text = ops.get(reverse("admin:recommender_modelversion_change", args=[released.candidate.pk])).content.decode()
+
+    assert 'id="gate"' in text
+    assert "RMSE below the bound" in text
+    assert 'id="metrics"' in text
+    assert "NDCG@10" in text
+    assert "small group" in text  # the simulated world's groups are small: flagged
+    assert "<pre>" not in text
+
+
+def test_comparing_versions_draws_their_metrics(ops, released):
+    versions = f"{released.stable.version},{released.candidate.version}"
+
+    page = ops.get(reverse("admin:console_compare"), {"versions": versions})
+
+    assert page.status_code == 200
+    keys = [chart.key for chart in page.context["charts"]]
+    assert keys == ["compare-rmse", "compare-ndcg", "compare-coverage", "compare-training"]
+    assert page.context["charts"][0].series[0].values == [
+        round(released.stable.rmse, 4),
+        round(released.candidate.rmse, 4),
+    ]
+
+
+def test_a_bad_comparison_request_says_what_is_wrong(ops, db):
+    page = ops.get(reverse("admin:console_compare"), {"versions": "3,x"})
+
+    assert "&#x27;x&#x27; is not a version number" in page.content.decode()
+
+
+def test_the_release_page_has_a_kayenta_table_per_check(ops, released):
+    text = ops.get(reverse("admin:releases_release_change", args=[released.pk])).content.decode()
+
+    assert "check-table" in text
+    assert "p99 latency (ms)" in text
+    assert "watched after recommended" in text
+    assert 'data-chart="release-weight"' in text
+
+
+def test_the_provenance_export_streams_the_join_for_a_filter(ops, released):
+    response = ops.get(reverse("admin:console_provenance_csv"), {"pool": "canary", "viewer": 13})
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert response["Content-Type"].startswith("text/csv")
+    assert len(rows) == 60
+    assert {row["model_version"] for row in rows} == {str(released.candidate.version)}
+    assert {row["snapshot_hash"] for row in rows} == {released.candidate.snapshot.content_hash}
+
+
+def test_a_bad_export_filter_is_refused_with_the_reason(ops, db):
+    response = ops.get(reverse("admin:console_provenance_csv"), {"viewer": "abc", "since": "yesterday"})
+
+    assert response.status_code == 400
+    assert "viewer: Enter a whole number." in response.content.decode()
+    assert "since: Enter a valid date/time." in response.content.decode()
+
+
+@pytest.mark.parametrize("rows", [5, 60])
+def test_list_pages_take_the_same_queries_however_many_rows(ops, db, django_assert_max_num_queries, rows):
+    version = ModelVersion.objects.create(version=1, training_started_at="2026-11-30T00:00:00Z")
+    for viewer in range(rows):
+        Viewer.objects.create(id=viewer + 1)
+        serve("stable", version, count=1, viewer=viewer + 1)
+
+    for name in ("provenance_recommendation", "catalog_viewer", "catalog_movie", "recommender_modelversion"):
+        with django_assert_max_num_queries(12):
+            assert ops.get(reverse(f"admin:{name}_changelist")).status_code == 200

@@ -1,0 +1,159 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from django_q.models import Schedule
+
+from catalog.models import Movie, Rating, Viewer, Watch
+from console import selectors
+from console.selectors import LATENCY_BOUNDS_MS, quantile_from_histogram
+from provenance.models import Recommendation
+from recommender.models import ModelVersion
+from stream.models import RejectedLine, RejectionOverflow
+
+from .conftest import serve
+
+
+def _histogram(**counts):
+    """Counts per bucket, named by each bucket's upper bound: _histogram(ms5=90, ms10=10)."""
+    bins = [0] * (len(LATENCY_BOUNDS_MS) + 1)
+    for name, count in counts.items():
+        bound = name[2:]
+        bins[len(LATENCY_BOUNDS_MS) if bound == "inf" else LATENCY_BOUNDS_MS.index(int(bound))] = count
+    return bins
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        (_histogram(), None),
+        (_histogram(ms5=100), 4.97),  # 99th of 100 in (2, 5]: 2 + 3 * 99/100
+        (_histogram(ms5=90, ms10=10), 9.5),  # the 99th falls 9 of 10 into (5, 10]
+        (_histogram(ms1=50, ms100=50), 99.0),  # the 99th: 49 of 50 into (50, 100]
+        (_histogram(ms5=98, msinf=2), 10000.0),  # in the unbounded bucket: the top bound
+    ],
+)
+def test_p99_is_interpolated_inside_its_histogram_bucket(counts, expected):
+    result = quantile_from_histogram(counts)
+
+    assert result == (None if expected is None else pytest.approx(expected))
+
+
+def test_pool_traffic_counts_requests_p99_and_errors_per_pool_and_bucket(db):
+    start = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    version = ModelVersion.objects.create(version=1, training_started_at=start)
+    serve("stable", version, count=100, latency_ms=3.0, at=start + timedelta(minutes=1))
+    serve("stable", version, count=10, latency_ms=40.0, status=500, at=start + timedelta(minutes=2))
+    serve("canary", version, count=20, latency_ms=8.0, at=start + timedelta(minutes=7))
+
+    traffic = selectors.pool_traffic(since=start, until=start + timedelta(minutes=10), bucket_minutes=5)
+
+    assert len(traffic.labels) == 2
+    assert traffic.requests_per_minute == {"stable": [22.0, 0.0], "canary": [0.0, 4.0]}
+    assert traffic.error_rate == {"stable": [round(10 / 110, 4), None], "canary": [None, 0.0]}
+    assert traffic.p99_ms["stable"][0] == pytest.approx(20 + 30 * (0.99 * 110 - 100) / 10, abs=0.01)
+    assert traffic.p99_ms["canary"] == [None, pytest.approx(5 + 5 * 0.99, abs=0.01)]
+
+
+def test_a_traffic_chart_has_one_series_per_pool_and_says_when_it_is_empty(db):
+    now = timezone.now()
+    charts = selectors.traffic_charts(selectors.pool_traffic(since=now - timedelta(hours=1), until=now))
+
+    assert [chart.key for chart in charts] == ["traffic-requests", "traffic-p99", "traffic-errors"]
+    assert [series.label for series in charts[0].series] == ["stable", "canary"]
+    assert charts[1].has_data is False  # no answers: no p99 to draw
+    assert charts[1].config()["type"] == "line"
+
+
+def test_rejections_add_the_kept_lines_and_the_overflow_counts(db):
+    now = timezone.now()
+    for n, reason in enumerate(["bad-time", "bad-time", "unknown-request"]):
+        RejectedLine.objects.create(line_hash=f"h{n}", reason=reason, raw="x", length=1, received_at=now)
+    RejectionOverflow.objects.create(reason="unknown-request", count=5, last_at=now)
+
+    assert selectors.rejections_by_reason() == [("unknown-request", 6), ("bad-time", 2)]
+
+
+def test_the_queue_is_not_running_when_a_schedule_is_overdue(db):
+    now = timezone.now()
+    Schedule.objects.create(name="retrain models", func="recommender.tasks.model_retrain", next_run=now)
+    assert selectors.queue_health(now).alive is True
+    assert selectors.queue_health(now).next_training == now
+
+    late = selectors.queue_health(now + timedelta(minutes=10))
+
+    assert late.alive is False
+    assert late.schedules[0].overdue is True
+    assert "not running" in late.summary
+
+
+def test_the_gate_reads_as_one_row_per_check(db):
+    version = ModelVersion(
+        version=2,
+        training_started_at=timezone.now(),
+        gate={
+            "passed": False,
+            "inputs": {
+                "rmse": 0.95,
+                "ndcg@10": 0.20,
+                "max_rmse": 1.0,
+                "rmse_tolerance": 0.02,
+                "ndcg_tolerance": 0.01,
+                "stable_version": 1,
+                "stable_rmse": 0.90,
+                "stable_ndcg@10": 0.205,
+            },
+        },
+    )
+
+    rows = selectors.gate_checks(version)
+
+    assert [(row.check, row.bound, row.passed) for row in rows] == [
+        ("RMSE below the bound", "< 1.0", True),
+        ("NDCG@10 measured", "present", True),
+        ("RMSE not worse than stable v1", "<= 0.9200 (0.9000 + 0.02)", False),
+        ("NDCG@10 not worse than stable v1", ">= 0.1950 (0.2050 - 0.01)", True),
+    ]
+
+
+def test_an_answers_items_say_what_the_viewer_did_after(db):
+    viewer = Viewer.objects.create(id=7)
+    alien = Movie.objects.create(slug="alien+1979", title="Alien", year=1979, genres=["Horror"])
+    heat = Movie.objects.create(slug="heat+1995", title="Heat", year=1995)
+    served = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    before, after = served - timedelta(hours=1), served + timedelta(hours=1)
+    Watch.objects.create(viewer=viewer, movie=alien, first_seen_at=after, last_seen_at=after, minutes_watched=30)
+    Rating.objects.create(viewer=viewer, movie=heat, score=2, rated_at=before)  # before: not "after"
+    answer = Recommendation.objects.create(
+        request_id="r1", viewer_id=7, pool="stable", strategy="personalized",
+        items="heat+1995,alien+1979,gone+2001", latency_ms=1.0, served_at=served, host="t",
+    )  # fmt: skip
+
+    items = selectors.answer_items(answer)
+
+    assert [(item.rank, item.slug, item.movie) for item in items] == [
+        (1, "heat+1995", heat),
+        (2, "alien+1979", alien),
+        (3, "gone+2001", None),
+    ]
+    assert [item.watched_after for item in items] == [None, after, None]
+    assert [item.rated_after for item in items] == [None, None, None]
+
+
+def test_an_answer_belongs_to_the_release_it_was_served_under(released):
+    canary_answer = Recommendation.objects.filter(pool="canary").earliest("served_at")
+    stable_answer = Recommendation.objects.filter(pool="stable").earliest("served_at")
+
+    assert selectors.release_serving(canary_answer) == released
+    assert selectors.release_serving(stable_answer) == released
+
+
+def test_the_release_charts_have_both_pools_at_each_check(released):
+    charts = {chart.key: chart for chart in selectors.release_charts(released)}
+
+    assert set(charts) == {"release-p99_ms", "release-success_rate", "release-follow_rate", "release-weight"}
+    p99 = charts["release-p99_ms"]
+    assert len(p99.labels) == released.analysis_runs.count() == 1
+    assert p99.series[0].values == [5.0]
+    assert p99.series[1].values == [5.0]
+    assert charts["release-weight"].series[0].values == [20]
