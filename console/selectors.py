@@ -1,6 +1,6 @@
 """Reads for the console's pages: every figure and chart a page shows comes from here.
 
-Each chart's data is a ``console.charts.Chart``, built from aggregates the database computes
+Each chart's data is a ``core.charts.Chart``, built from aggregates the database computes
 (grouped counts, latency histograms), never from a Python loop over millions of rows.
 """
 
@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from catalog.models import Movie, Rating, Viewer, Watch
-from console.charts import Chart, Series
+from core.charts import Chart, Series
 from provenance.models import Recommendation
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from releases.analysis import Measurement, MetricCheck, analysis_table

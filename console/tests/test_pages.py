@@ -20,8 +20,8 @@ def ops(client, django_user_model):
 
 
 def test_chart_js_is_vendored_with_its_licence():
-    script = finders.find("console/vendor/chart.js/chart.umd.min.js")
-    licence = finders.find("console/vendor/chart.js/LICENSE.md")
+    script = finders.find("charts/vendor/chart.js/chart.umd.min.js")
+    licence = finders.find("charts/vendor/chart.js/LICENSE.md")
 
     assert script is not None
     assert licence is not None

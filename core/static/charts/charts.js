@@ -1,5 +1,5 @@
 // Draws every <canvas data-chart="key"> from the JSON the page holds in <script id="key">
-// (console.charts.Chart.config), with one palette for the whole console.
+// (core.charts.Chart.config), with one palette for the whole console.
 (function () {
   "use strict";
   const palette = ["#2f6fb0", "#d9822b", "#3a9e5c", "#b8465f", "#7c5cbf", "#6b7785"];

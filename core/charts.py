@@ -1,6 +1,7 @@
-"""The console's chart kit: what a chart shows, as data; ``console/charts.js`` draws it with the
-vendored Chart.js. Selectors build ``Chart`` values, templates include ``console/chart.html``,
-and tests check the data without a browser."""
+"""The chart kit of the console and the fairness pages: what a chart shows, as data.
+
+``core/static/charts/charts.js`` draws it with the vendored Chart.js; selectors build ``Chart``
+values, templates include ``charts/chart.html``, and tests check the data without a browser."""
 
 from __future__ import annotations
 
