@@ -29,16 +29,6 @@ ML1M_OCCUPATIONS = (
     "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
     "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
 )  # fmt: skip
-# MovieLens-100K's occupations mapped onto the platform's names.
-ML100K_OCCUPATIONS = {
-    "administrator": "clerical/admin", "artist": "artist", "doctor": "doctor/health care",
-    "educator": "academic/educator", "engineer": "technician/engineer", "entertainment": "artist",
-    "executive": "executive/managerial", "healthcare": "doctor/health care", "homemaker": "homemaker",
-    "lawyer": "lawyer", "librarian": "academic/educator", "marketing": "sales/marketing",
-    "none": "unemployed", "other": "other", "programmer": "programmer", "retired": "retired",
-    "salesman": "sales/marketing", "scientist": "scientist", "student": "college/grad student",
-    "technician": "technician/engineer", "writer": "writer",
-}  # fmt: skip
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
 
 
@@ -164,8 +154,10 @@ def read_viewers(directory: Path, layout: Layout) -> Iterator[ViewerRow]:
         viewer_id = _int(path, number, parts[0], "user id")
         if layout.name == "ml-100k":
             age = _int(path, number, parts[1], "age")
-            gender, occupation_raw = parts[2].strip(), parts[3].strip()
-            occupation = ML100K_OCCUPATIONS.get(occupation_raw, occupation_raw)
+            # Kept as the dataset names them (21): folding them into MovieLens-1M's list merged
+            # groups (librarians with educators, "none" with the unemployed) that a per-group
+            # fairness report must tell apart.
+            gender, occupation = parts[2].strip(), parts[3].strip()
         else:
             gender, age = parts[1].strip(), _int(path, number, parts[2], "age")
             code = _int(path, number, parts[3], "occupation")

@@ -16,6 +16,7 @@ from django.utils.http import urlencode
 from catalog.admin import ViewerAdmin
 from catalog.models import Viewer
 from console import selectors
+from fairness.models import FairnessReport
 from provenance.admin import RecommendationAdmin
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
@@ -106,6 +107,7 @@ class ConsoleModelVersionAdmin(ReleasableModelVersionAdmin):
                 timeline=selectors.status_timeline(version),
                 answers=answers,
                 viewers=viewers,
+                fairness=FairnessReport.objects.filter(model_version=version).order_by("-created_at").first(),
             )
         return super().change_view(request, object_id, form_url, context)
 

@@ -19,6 +19,7 @@ from django_q.models import OrmQ, Schedule, Task
 
 from catalog.models import Movie, Rating, Viewer, Watch
 from core.charts import Chart, Series
+from fairness.models import FairnessReport
 from provenance.models import Recommendation
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from releases.analysis import Measurement, MetricCheck, analysis_table
@@ -74,6 +75,17 @@ def check_rows(run: AnalysisRun) -> list[MetricCheck]:
     canary = Measurement(**run.canary)
     stable = Measurement(**run.stable) if run.stable else None
     return analysis_table(canary=canary, stable=stable, thresholds=run.release.analysis_thresholds)
+
+
+def fairness_of_serving(serving: ServingNow) -> list[FairnessReport]:
+    """The latest fairness report of each version serving now (stable, canary)."""
+    reports = []
+    for version in (serving.stable, serving.canary):
+        if version is not None:
+            report = FairnessReport.objects.filter(model_version=version).order_by("-created_at").first()
+            if report is not None:
+                reports.append(report)
+    return reports
 
 
 # --- Traffic, per pool -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
     traffic = selectors.pool_traffic(since=now - timedelta(hours=OVERVIEW_HOURS), until=now)
     return {
         "serving": serving,
+        "fairness": selectors.fairness_of_serving(serving),
         "release_actions": _release_actions(serving),
         "traffic_charts": selectors.traffic_charts(traffic),
         "traffic_hours": OVERVIEW_HOURS,

@@ -13,7 +13,9 @@ Contents (numpy arrays only, never pickles, so a file cannot run code):
   item-item matrix (EASE, item-kNN), factors (ALS) or popularity, to rank a changed history;
 - ``popular`` and ``cold_keys``/``cold_lists``: cold-start lists, overall and per demographic;
 - ``rating_mu``/``rating_bu``/``rating_bi``/``rating_pu``/``rating_qi``: the rating model's
-  baselines and factors, aligned to the same viewers and movies.
+  baselines and factors, aligned to the same viewers and movies;
+- ``evaluation_*``: the held-out measurement per rating (viewer, estimate, truth) and per
+  viewer (NDCG@10, recall@10), from which the fairness report computes its figures per group.
 
 ``manifest.json`` lists each file with its sha256, dtype and shape, and the version's
 metadata. The registry records the manifest's sha256, so one hash covers every file. Loading
@@ -47,6 +49,7 @@ COLD_LIST_LENGTH = 50
 COLD_MIN_VIEWERS = 20
 SHRINK_RATINGS = 10
 RANKER_PREFIX = "ranker_"
+EVALUATION_PREFIX = "evaluation_"  # the held-out measurement per rating and per viewer (fairness)
 
 
 class ArtifactError(Exception):
@@ -71,6 +74,15 @@ class Artifact:
         }
         return RankerModel(kind=self.meta["ranker_kind"], arrays=arrays, movies=len(self.arrays["movies"]))
 
+    def evaluation(self) -> dict[str, np.ndarray]:
+        """The held-out measurement per rating and per viewer (``EVALUATION_ARRAYS``); empty
+        for an artifact trained before it was kept."""
+        return {
+            name.removeprefix(EVALUATION_PREFIX): array
+            for name, array in self.arrays.items()
+            if name.startswith(EVALUATION_PREFIX)
+        }
+
 
 def artifact_build(
     models: TrainedModels, *, demographics: dict[int, tuple[int | None, str, str]], meta: dict[str, Any]
@@ -89,6 +101,7 @@ def artifact_build(
         "cold_keys": np.array(cold_keys, dtype=str),
         "cold_lists": cold_lists,
         **rating_arrays(models),
+        **{EVALUATION_PREFIX + name: array for name, array in models.evaluation.items()},
     }
     meta = {
         **meta,

@@ -261,6 +261,9 @@ def _after_gate(version: ModelVersion, *, actor: str) -> None:
     notification_send(
         subject=f"v{version.version} passed the gate ({version.status})", body=model_version_figures(version)
     )
+    if settings.FAIRNESS_AFTER_TRAINING:
+        # By name as well: the fairness app sits above this one.
+        transaction.on_commit(lambda: async_task("fairness.tasks.fairness_report_for_version", version.pk))
     if version.status == ModelVersion.Status.CANDIDATE and settings.RELEASE_AUTO_START:
         # By name: the releases app sits above this one and reacts to it through a task.
         transaction.on_commit(lambda: async_task("releases.tasks.release_start_candidate", version.pk))

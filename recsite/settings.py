@@ -247,6 +247,17 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
 }
 
+# --- Fairness --------------------------------------------------------------------------------
+# A report per model version (after each training) of quality, representation, diversity and
+# exposure per demographic group. Groups with fewer viewers are shown, flagged, never ranked.
+FAIRNESS_MIN_GROUP_VIEWERS = env_int("FAIRNESS_MIN_GROUP_VIEWERS", 30, minimum=1)
+FAIRNESS_BOOTSTRAP = env_int("FAIRNESS_BOOTSTRAP", 100, minimum=0, maximum=10_000)
+FAIRNESS_AFTER_TRAINING = env_bool("FAIRNESS_AFTER_TRAINING", True)
+# Past these, people are notified and the overview shows the report: the worst compared group's
+# NDCG@10 below this share of the best's, or its RMSE above the best's by more than this.
+FAIRNESS_MIN_NDCG_RATIO = env_float("FAIRNESS_MIN_NDCG_RATIO", 0.8, minimum=0.0, maximum=1.0)
+FAIRNESS_MAX_RMSE_GAP = env_float("FAIRNESS_MAX_RMSE_GAP", 0.1, minimum=0.0)
+
 # --- Serving -----------------------------------------------------------------------------------
 # embedded: one server holds stable and canary and splits viewers by a hash of their id (the
 # demo). nginx: NGINX splits traffic between pools of servers; each serves SERVING_POOL.

@@ -15,3 +15,6 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 SNAPSHOT_MIN_RATINGS = 50
 SERVING_THREADS = False
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns about a missing one
+# Where commits happen for real (a live server's tests), each training enqueues its fairness
+# report, run at once by Q_SYNC: the tests that want one compute it themselves.
+FAIRNESS_AFTER_TRAINING = False

@@ -47,7 +47,7 @@ def test_imports_ml100k_movies_viewers_and_ratings(db, tmp_path):
     )
     assert Movie.objects.get(slug="mr++mrs+smith+2005").genres == ["Comedy", "Romance"]
     viewer = Viewer.objects.get(id=3)
-    assert (viewer.age, viewer.gender, viewer.occupation) == (23, "M", "college/grad student")
+    assert (viewer.age, viewer.gender, viewer.occupation) == (23, "M", "student")
     # MovieLens lists Chasing Amy under ids 3 and 4: both ratings land on one movie.
     assert Rating.objects.filter(movie__slug="chasing+amy+1997").count() == 2
 

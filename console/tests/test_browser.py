@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from fairness.services import fairness_report_create
 from provenance.models import Recommendation
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +51,9 @@ def _charts_drawn(page: Page) -> list[tuple[str, bool]]:
 
 
 def test_every_page_opens_and_every_chart_draws(page, live_server, released):
+    report = fairness_report_create(version=released.candidate, bootstrap=10, min_group=5)
     pages = [
+        reverse("admin:fairness_fairnessreport_change", args=[report.pk]),
         reverse("admin:index"),
         reverse("admin:catalog_viewer_change", args=[13]),
         reverse("admin:recommender_modelversion_change", args=[released.candidate.pk]),
@@ -66,7 +69,8 @@ def test_every_page_opens_and_every_chart_draws(page, live_server, released):
         assert response.status == 200, path
         drawn.update(_charts_drawn(page))
 
-    assert {"traffic-requests", "traffic-p99", "viewer-activity", "compare-ndcg", "release-weight"} <= set(drawn)
+    expected = {"traffic-requests", "traffic-p99", "viewer-activity", "compare-ndcg", "release-weight", "fairness-ndcg"}
+    assert expected <= set(drawn)
     assert [key for key, ok in drawn.items() if not ok] == []
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,19 @@ class TrainedModels:
     metrics: dict[str, Any]
     group_metrics: dict[str, dict[str, dict[str, float]]]
     top: np.ndarray  # precomputed top-N per viewer (row order of index.viewers)
+    # The held-out evaluation per rating and per viewer, kept so that figures per group (the
+    # fairness report) are computed from the same measurement: EVALUATION_ARRAYS.
+    evaluation: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+EVALUATION_ARRAYS = (
+    "rating_viewers",  # the viewer of each held-out rating
+    "rating_estimates",
+    "rating_truths",
+    "ranking_viewers",  # each evaluated viewer (held-out items, in the sample)
+    "ndcg@10",
+    "recall@10",
+)
 
 
 def train_and_evaluate(
@@ -122,6 +135,17 @@ def train_and_evaluate(
         viewers=index.viewers,
         demographics=demographics,
     )
+    evaluation: dict[str, np.ndarray] = {
+        "rating_viewers": split.test.viewers[test_rated].astype(np.int64),
+        "rating_estimates": estimates.astype(np.float32),
+        "rating_truths": truths.astype(np.float32),
+        "ranking_viewers": index.viewers[ranking.rows].astype(np.int64),
+        **{
+            name: ranking.figures[name].astype(np.float32)
+            for name in ("ndcg@10", "recall@10")
+            if name in ranking.figures
+        },
+    }
     del measured_model, x, held_out
 
     progress("refit on all the data")
@@ -160,6 +184,7 @@ def train_and_evaluate(
         metrics=metrics,
         group_metrics=per_group,
         top=top,
+        evaluation=evaluation,
     )
 
 

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+
+from core.admin_kit import ReadOnlyAdmin, admin_link
+from fairness import selectors
+from fairness.models import FairnessReport
+from fairness.services import DIMENSIONS
+from recommender.models import ModelVersion
+
+
+@admin.register(FairnessReport)
+class FairnessReportAdmin(ReadOnlyAdmin):
+    """A version's fairness report: per-group quality with intervals, representation, diversity
+    and exposure, as charts and tables; one dimension at a time (``?dimension=``)."""
+
+    list_display = ["created_at", "version_link", "flag_count", "bootstrap", "min_group_viewers", "seconds"]
+    list_select_related = ["model_version"]
+    list_filter = ["model_version__version"]
+    change_form_template = "fairness/report.html"
+    fields = ["model_version", "created_at", "bootstrap", "seed", "min_group_viewers", "seconds"]
+
+    @admin.display(ordering="model_version__version", description="model")
+    def version_link(self, report: FairnessReport) -> str:
+        return admin_link(ModelVersion, report.model_version_id, f"v{report.model_version.version}")
+
+    @admin.display(description="disparities past the bounds")
+    def flag_count(self, report: FairnessReport) -> int:
+        return len(report.flags)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        report = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if report is not None:
+            dimension = selectors.report_dimension(report, request.GET.get("dimension", ""))
+            context.update(
+                dimension=dimension,
+                dimensions=DIMENSIONS,
+                rows=selectors.quality_rows(report, dimension),
+                disparities=selectors.disparity_rows(report, dimension),
+                charts=selectors.fairness_charts(report, dimension),
+                diversity=report.figures["diversity"],
+                overall=report.figures["quality"]["overall"],
+            )
+        return super().change_view(request, object_id, form_url, context)

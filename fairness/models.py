@@ -1,0 +1,35 @@
+"""Fairness reports: per-group quality, representation, diversity and exposure of a version."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class FairnessReport(models.Model):
+    """One report on one model version, computed from its held-out measurement (per rating and
+    per viewer, kept in its artifact), the catalogue's demographics and its top lists.
+
+    ``figures`` holds the whole report (see ``fairness.services.fairness_report_create``);
+    ``flags`` the disparities past the configured bounds, which notify people."""
+
+    model_version = models.ForeignKey(
+        "recommender.ModelVersion", on_delete=models.CASCADE, related_name="fairness_reports"
+    )
+    created_at = models.DateTimeField(db_index=True)
+    bootstrap = models.PositiveIntegerField(help_text="resamples behind each interval (0: none)")
+    seed = models.PositiveIntegerField(default=0)
+    min_group_viewers = models.PositiveIntegerField(help_text="smaller groups are shown, flagged, not compared")
+    figures = models.JSONField(default=dict)
+    flags = models.JSONField(default=list, blank=True, help_text="disparities past the configured bounds")
+    seconds = models.FloatField(default=0.0, help_text="time it took to compute")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["model_version", "created_at"], name="fairness_version_time")]
+
+    def __str__(self) -> str:
+        return f"fairness of v{self.model_version.version} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)

@@ -1,0 +1,314 @@
+"""Computing and storing a model version's fairness report.
+
+The team recsite grows from defined fairness as outcome-oriented, group-based and consistent:
+similar groups of people should get recommendations of similar quality. The report compares,
+for gender, age bracket and occupation and the intersections gender x age and gender x
+occupation:
+
+- **quality** on the held-out data: RMSE and MAE per rating, NDCG@10 and recall@10 per viewer,
+  each with a bootstrap interval (Fairlearn's ``MetricFrame``), and the disparity between the
+  groups large enough to compare (best, worst, difference, ratio, mean absolute deviation);
+- **representation**: each group's share of viewers, ratings and watches;
+- **diversity and exposure**: the genre entropy of what each group is recommended (the top 10
+  of the version's lists) against what it watched, the genre diversity within a list, the
+  popularity of what is recommended; over the catalogue, coverage, the Gini coefficient of
+  exposure and the movies never recommended.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from catalog.demographics import age_bucket
+from catalog.models import Movie, Rating, Viewer, Watch
+from core.notifications import notification_send
+from fairness import metrics
+from fairness.models import FairnessReport
+from recommender.artifacts import Artifact, artifact_load
+from recommender.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+DIMENSIONS = ("gender", "age", "occupation", "gender x age", "gender x occupation")
+GENDERS = {"M": "male", "F": "female", "X": "other"}
+TOP_K = 10
+# metric -> (computed per rating or per viewer, higher is better)
+QUALITY: dict[str, tuple[str, bool]] = {
+    "rmse": ("rating", False),
+    "mae": ("rating", False),
+    "ndcg@10": ("viewer", True),
+    "recall@10": ("viewer", True),
+}
+
+
+class FairnessError(Exception):
+    """A version whose report cannot be computed; the message says why."""
+
+
+def viewer_groups(gender: str, age: int | None, occupation: str) -> dict[str, str]:
+    """A viewer's group in each dimension (unknown where the platform did not say)."""
+    gender_label = GENDERS.get(gender, "unknown")
+    age_label = age_bucket(age)
+    occupation_label = occupation or "unknown"
+    return {
+        "gender": gender_label,
+        "age": age_label,
+        "occupation": occupation_label,
+        "gender x age": f"{gender_label} {age_label}",
+        "gender x occupation": f"{gender_label} {occupation_label}",
+    }
+
+
+def fairness_report_create(
+    *, version: ModelVersion, bootstrap: int | None = None, seed: int = 0, min_group: int | None = None
+) -> FairnessReport:
+    """Compute ``version``'s report, store it, and notify people of disparities past the bounds."""
+    started = time.perf_counter()
+    bootstrap = settings.FAIRNESS_BOOTSTRAP if bootstrap is None else bootstrap
+    min_group = settings.FAIRNESS_MIN_GROUP_VIEWERS if min_group is None else min_group
+    if not version.artifact_path:
+        raise FairnessError(f"v{version.version} has no artifact ({version.status})")
+    artifact = artifact_load(version.artifact_file, sha256=version.artifact_sha256)
+    evaluation = artifact.evaluation()
+    if not evaluation:
+        raise FairnessError(
+            f"v{version.version}'s artifact keeps no per-viewer evaluation (trained before it was kept): retrain"
+        )
+    profiles = _profiles()
+    figures: dict[str, Any] = {
+        "quality": _quality(evaluation, profiles, bootstrap=bootstrap, seed=seed, min_group=min_group),
+        "representation": _representation(),
+        "diversity": _diversity(artifact, profiles, min_group=min_group),
+        "viewers_evaluated": len(evaluation["ranking_viewers"]),
+        "ratings_evaluated": len(evaluation["rating_viewers"]),
+    }
+    report = FairnessReport.objects.create(
+        model_version=version,
+        created_at=timezone.now(),
+        bootstrap=bootstrap,
+        seed=seed,
+        min_group_viewers=min_group,
+        figures=figures,
+        flags=_flags(figures["quality"]),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    if report.flags:
+        notification_send(
+            subject=f"fairness: v{version.version} has {len(report.flags)} disparities past the bounds",
+            body="\n".join(report.flags),
+        )
+    logger.info("%s: %d flags in %.1fs", report, len(report.flags), report.seconds)
+    return report
+
+
+def _profiles() -> dict[int, dict[str, str]]:
+    return {
+        viewer: viewer_groups(gender, age, occupation)
+        for viewer, gender, age, occupation in Viewer.objects.values_list("id", "gender", "age", "occupation").iterator(
+            chunk_size=50_000
+        )
+    }
+
+
+def _labels(viewers: np.ndarray, profiles: dict[int, dict[str, str]], dimension: str) -> np.ndarray:
+    unknown = viewer_groups("", None, "")[dimension]
+    return np.array([profiles.get(viewer, {}).get(dimension, unknown) for viewer in viewers.tolist()], dtype=object)
+
+
+def _quality(
+    evaluation: dict[str, np.ndarray],
+    profiles: dict[int, dict[str, str]],
+    *,
+    bootstrap: int,
+    seed: int,
+    min_group: int,
+) -> dict[str, Any]:
+    rating_viewers, ranking_viewers = evaluation["rating_viewers"], evaluation["ranking_viewers"]
+    result: dict[str, Any] = {"overall": {}, "dimensions": {}}
+    for dimension in DIMENSIONS:
+        rating_groups = _labels(rating_viewers, profiles, dimension)
+        viewer_labels = _labels(ranking_viewers, profiles, dimension)
+        # Group sizes count viewers: the evaluated viewers, and those behind the ratings.
+        sizes = _viewer_counts(np.concatenate([ranking_viewers, rating_viewers]), profiles, dimension)
+        groups: dict[str, dict[str, Any]] = defaultdict(dict)
+        # One frame per kind of row: ratings (RMSE, MAE), viewers (NDCG@10 and recall@10, the
+        # second carried as the "estimate").
+        by_rating = metrics.grouped_metrics(
+            {"rmse": metrics.rmse, "mae": metrics.mae},
+            evaluation["rating_truths"],
+            evaluation["rating_estimates"],
+            rating_groups,
+            n_boot=bootstrap,
+            seed=seed,
+        )
+        by_viewer = metrics.grouped_metrics(
+            {"ndcg@10": metrics.mean_of_truth, "recall@10": metrics.mean_of_estimate},
+            evaluation["ndcg@10"],
+            evaluation["recall@10"],
+            viewer_labels,
+            n_boot=bootstrap,
+            seed=seed,
+        )
+        compared: dict[str, dict[str, float | None]] = {}
+        for name, grouped in {**by_rating, **by_viewer}.items():
+            unit = QUALITY[name][0]
+            result["overall"][name] = _triple(grouped.overall)
+            for group, figure in grouped.groups.items():
+                groups[group][name] = _triple(figure)
+                groups[group][f"{unit}s"] = grouped.sizes[group]
+            compared[name] = {
+                group: figure.value for group, figure in grouped.groups.items() if sizes.get(group, 0) >= min_group
+            }
+        for group, row in groups.items():
+            row["viewers"] = sizes.get(group, 0)
+            row["small"] = sizes.get(group, 0) < min_group
+        result["dimensions"][dimension] = {
+            "groups": dict(sorted(groups.items())),
+            "disparity": {
+                name: metrics.disparity(compared[name], higher_is_better=QUALITY[name][1]).__dict__ for name in QUALITY
+            },
+        }
+    return result
+
+
+def _viewer_counts(viewers: np.ndarray, profiles: dict[int, dict[str, str]], dimension: str) -> dict[str, int]:
+    distinct = np.unique(viewers)
+    labels, counts = np.unique(_labels(distinct, profiles, dimension).astype(str), return_counts=True)
+    return {str(label): int(count) for label, count in zip(labels, counts, strict=True)}
+
+
+def _triple(figure: metrics.GroupFigure) -> list[float | None]:
+    return [_round(figure.value), _round(figure.low), _round(figure.high)]
+
+
+def _round(value: float | None, digits: int = 5) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _representation() -> dict[str, dict[str, dict[str, float]]]:
+    """Each group's share of viewers, of ratings and of watches (counted in the database by
+    the viewers' attributes, then folded into the report's groups)."""
+    tables = {
+        "viewers": Viewer.objects.values_list("gender", "age", "occupation").annotate(n=Count("id")),
+        "ratings": Rating.objects.values_list("viewer__gender", "viewer__age", "viewer__occupation").annotate(
+            n=Count("id")
+        ),
+        "watches": Watch.objects.values_list("viewer__gender", "viewer__age", "viewer__occupation").annotate(
+            n=Count("id")
+        ),
+    }
+    result: dict[str, dict[str, dict[str, float]]] = {dimension: defaultdict(dict) for dimension in DIMENSIONS}
+    for what, rows in tables.items():
+        counts: dict[str, dict[str, int]] = {dimension: defaultdict(int) for dimension in DIMENSIONS}
+        total = 0
+        for gender, age, occupation, count in rows.order_by():
+            total += count
+            for dimension, group in viewer_groups(gender, age, occupation).items():
+                counts[dimension][group] += count
+        for dimension in DIMENSIONS:
+            for group, count in counts[dimension].items():
+                result[dimension][group][what] = round(count / total, 5) if total else 0.0
+    return {dimension: dict(sorted(groups.items())) for dimension, groups in result.items()}
+
+
+def _diversity(artifact: Artifact, profiles: dict[int, dict[str, str]], *, min_group: int) -> dict[str, Any]:
+    """Genre variety and popularity of what each group is recommended (the top 10 of the
+    version's lists), against what it watched; exposure over the catalogue."""
+    slugs = [str(slug) for slug in artifact["movies"]]
+    genres_of = dict(Movie.objects.filter(slug__in=slugs).values_list("slug", "genres"))
+    genre_names = sorted({genre for genres in genres_of.values() for genre in genres})
+    genre_column = {genre: i for i, genre in enumerate(genre_names)}
+    pairs = [(m, genre_column[g]) for m, slug in enumerate(slugs) for g in genres_of.get(slug, [])]
+    movie_genres = sp.csr_matrix(
+        (np.ones(len(pairs), np.float32), ([m for m, _ in pairs], [g for _, g in pairs])),
+        shape=(len(slugs), len(genre_names)),
+    )
+    viewers = np.asarray(artifact["viewers"])
+    top = np.asarray(artifact["top"])[:, :TOP_K]
+    listed = top >= 0
+    recommended = sp.csr_matrix(
+        (np.ones(int(listed.sum()), np.float32), (np.nonzero(listed)[0], top[listed])),
+        shape=(len(viewers), len(slugs)),
+    )
+    seen = sp.csr_matrix(
+        (
+            np.ones(len(artifact["seen_indices"]), np.float32),
+            np.asarray(artifact["seen_indices"]),
+            np.asarray(artifact["seen_indptr"]),
+        ),
+        shape=(len(viewers), len(slugs)),
+    )
+    popularity = np.asarray(seen.sum(axis=0)).ravel() / max(len(viewers), 1)
+    exposure = np.asarray(recommended.sum(axis=0)).ravel()
+    per_viewer_popularity = np.where(
+        listed.any(axis=1),
+        np.where(listed, popularity[np.maximum(top, 0)], 0).sum(axis=1) / np.maximum(listed.sum(axis=1), 1),
+        np.nan,
+    )
+    per_viewer_diversity = metrics.list_diversities(top, movie_genres)
+    result: dict[str, Any] = {
+        "catalogue": len(slugs),
+        "coverage": round(float((exposure > 0).mean()), 5) if len(slugs) else None,
+        "gini": round(metrics.gini(exposure), 5),
+        "never_recommended": int((exposure == 0).sum()),
+        "never_recommended_most_watched": [slugs[m] for m in np.argsort(-popularity) if exposure[m] == 0][:10],
+        "mean_popularity": _round(float(np.nanmean(per_viewer_popularity)) if len(viewers) else None),
+        "genres": genre_names,
+        "groups": {},
+    }
+    recommended_genres = recommended @ movie_genres
+    watched_genres = seen @ movie_genres
+    for dimension in DIMENSIONS:
+        labels = _labels(viewers, profiles, dimension).astype(str)
+        rows: dict[str, Any] = {}
+        for group in sorted(set(labels.tolist())):
+            members = labels == group
+            recommended_counts = np.asarray(recommended_genres[members].sum(axis=0)).ravel()
+            watched_counts = np.asarray(watched_genres[members].sum(axis=0)).ravel()
+            size = int(members.sum())
+            rows[group] = {
+                "viewers": size,
+                "small": size < min_group,
+                "recommended_entropy": round(metrics.entropy(recommended_counts), 4),
+                "watched_entropy": round(metrics.entropy(watched_counts), 4),
+                "intra_list_diversity": _round(_nanmean(per_viewer_diversity[members]), 4),
+                "popularity": _round(_nanmean(per_viewer_popularity[members]), 5),
+            }
+        result["groups"][dimension] = rows
+    return result
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None
+
+
+def _flags(quality: dict[str, Any]) -> list[str]:
+    flags = []
+    for dimension, section in quality["dimensions"].items():
+        ndcg = section["disparity"]["ndcg@10"]
+        if ndcg["ratio"] is not None and ndcg["ratio"] < settings.FAIRNESS_MIN_NDCG_RATIO:
+            flags.append(
+                f"{dimension}: NDCG@10 of {ndcg['worst']} is {ndcg['ratio']:.0%} of {ndcg['best']}'s "
+                f"(bound {settings.FAIRNESS_MIN_NDCG_RATIO:.0%})"
+            )
+        rmse = section["disparity"]["rmse"]
+        if rmse["difference"] is not None and rmse["difference"] > settings.FAIRNESS_MAX_RMSE_GAP:
+            flags.append(
+                f"{dimension}: RMSE of {rmse['worst']} is {rmse['difference']:.3f} above {rmse['best']}'s "
+                f"(bound {settings.FAIRNESS_MAX_RMSE_GAP})"
+            )
+    return flags
+
+
+def fairness_report_latest(version: ModelVersion) -> FairnessReport | None:
+    return FairnessReport.objects.filter(model_version=version).order_by("-created_at").first()

@@ -1,0 +1,16 @@
+"""django-q2 tasks of the fairness app."""
+
+from __future__ import annotations
+
+from fairness.services import FairnessError, fairness_report_create
+from recommender.models import ModelVersion
+
+
+def fairness_report_for_version(version_id: int) -> str:
+    """After a training (enqueued by name by the registry, which sits below this app)."""
+    version = ModelVersion.objects.get(pk=version_id)
+    try:
+        report = fairness_report_create(version=version)
+    except FairnessError as error:
+        return f"no report for v{version.version}: {error}"
+    return f"{report}: {len(report.flags)} flags"

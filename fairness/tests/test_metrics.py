@@ -1,0 +1,116 @@
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fairness import metrics
+
+
+@pytest.mark.parametrize(
+    ("counts", "bits"),
+    [([5], 0.0), ([1, 1], 1.0), ([2, 2, 2, 2], 2.0), ([3, 1], 0.8113), ([0, 4, 0], 0.0), ([], 0.0)],
+)
+def test_entropy_is_in_bits(counts, bits):
+    assert metrics.entropy(counts) == pytest.approx(bits, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("exposure", "expected"),
+    [([1, 1, 1, 1], 0.0), ([0, 0, 0, 4], 0.75), ([0, 1], 0.5), ([1, 2, 3], 2 / 9), ([0, 0], 0.0)],
+)
+def test_gini_of_exposure(exposure, expected):
+    assert metrics.gini(exposure) == pytest.approx(expected)
+
+
+def test_jaccard_and_the_genre_diversity_of_a_list():
+    assert metrics.jaccard({"a", "b"}, {"b", "c"}) == pytest.approx(1 / 3)
+    assert metrics.jaccard(set(), set()) == 1.0
+    # pairs: (A,AB) 1-1/2, (A,C) 1, (AB,C) 1 -> 2.5 / 3
+    lists = [frozenset("A"), frozenset("AB"), frozenset("C")]
+    assert metrics.intra_list_diversity(lists) == pytest.approx(2.5 / 3)
+    assert metrics.intra_list_diversity(lists[:1]) is None
+
+
+def test_the_batched_list_diversity_equals_the_definition():
+    genres = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=np.float32))
+    top = np.array([[0, 1, 2], [0, 0, -1], [3, -1, -1], [1, 2, 3]])
+
+    result = metrics.list_diversities(top, genres, batch=2)
+
+    assert result[0] == pytest.approx(2.5 / 3)
+    assert result[1] == 0.0  # the same movie twice: nothing differs
+    assert math.isnan(result[2])  # one movie is no list to diversify
+    # (AB,C) 1, (AB,{}) 1, (C,{}) 1: a movie without genres differs from every other
+    assert result[3] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"), [([0.1, 0.3], 0.2), ([1.0, 2.0, 4.0], 2.0), ([0.5], None), ([0.2, float("nan")], None)]
+)
+def test_mean_absolute_deviation_averages_every_pair_of_groups(values, expected):
+    result = metrics.mean_absolute_deviation(values)
+
+    assert result == (None if expected is None else pytest.approx(expected))
+
+
+def test_disparity_names_best_and_worst_and_their_distance():
+    ndcg = metrics.disparity({"a": 0.30, "b": 0.24, "c": None}, higher_is_better=True)
+    rmse = metrics.disparity({"a": 0.90, "b": 1.00}, higher_is_better=False)
+
+    assert (ndcg.best, ndcg.worst) == ("a", "b")
+    assert ndcg.difference == pytest.approx(0.06)
+    assert ndcg.ratio == pytest.approx(0.8)
+    assert ndcg.mad == pytest.approx(0.06)
+    assert (rmse.best, rmse.worst) == ("a", "b")
+    assert rmse.ratio == pytest.approx(0.9)
+    assert metrics.disparity({"a": 1.0}, higher_is_better=True).best is None
+
+
+def test_group_rmse_and_its_interval_are_known_in_advance():
+    # Group a is estimated exactly, group b always one point off: whatever the resample, a's
+    # RMSE is 0 and b's is 1, so their intervals are those points exactly.
+    truth = np.array([1, 2, 3, 4, 5, 1, 2, 3], dtype=float)
+    estimate = np.array([1, 2, 3, 4, 5, 2, 3, 4], dtype=float)
+    groups = np.array(list("aaaaabbb"))
+
+    result = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=50, seed=7)
+
+    assert result.groups["a"] == metrics.GroupFigure(0.0, 0.0, 0.0)
+    assert result.groups["b"] == metrics.GroupFigure(1.0, 1.0, 1.0)
+    assert result.sizes == {"a": 5, "b": 3}
+    assert result.overall.value == pytest.approx(math.sqrt(3 / 8))
+    overall = result.overall
+    assert overall.low is not None
+    assert overall.high is not None
+    assert overall.low <= overall.value <= overall.high  # type: ignore[operator]
+
+
+def test_the_same_seed_gives_the_same_intervals_and_another_seed_others():
+    rng = np.random.default_rng(0)
+    truth, estimate = rng.integers(1, 6, 400).astype(float), rng.normal(3, 1, 400)
+    groups = rng.choice(["f", "m"], 400)
+
+    first = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=40, seed=1)
+    again = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=40, seed=1)
+    other = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=40, seed=2)
+
+    assert first == again
+    assert first.groups["f"].low != other.groups["f"].low
+    low, value, high = first.groups["f"].low, first.groups["f"].value, first.groups["f"].high
+    assert low is not None
+    assert value is not None
+    assert high is not None
+    assert low < value < high
+
+
+def test_bootstrapping_a_sample_keeps_the_figures_of_every_row():
+    rng = np.random.default_rng(1)
+    truth, estimate = rng.integers(1, 6, 3000).astype(float), rng.normal(3, 1, 3000)
+    groups = rng.choice(["f", "m"], 3000)
+
+    full = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=0, seed=0)
+    sampled = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=20, seed=0, max_boot_rows=500)
+
+    assert sampled.groups["f"].value == full.groups["f"].value
+    assert full.groups["f"].low is None
