@@ -53,14 +53,17 @@ def viewer_state(viewer_id: int) -> ViewerState:
     with connection.cursor() as cursor:
         cursor.execute(HISTORY_SQL, [viewer_id, viewer_id, viewer_id])
         rows = cursor.fetchall()
-    for slug, kind, max_minute, minutes, runtime in rows:
+    # MariaDB types a UNION's number columns as DECIMAL where its branches' integers differ in
+    # width or sign: the numbers are made ints here, on every backend alike.
+    for slug, kind, first_number, second_number, runtime_number in rows:
         if kind == _PROFILE:
-            profile = (max_minute, slug)
+            profile = (None if first_number is None else int(first_number), slug)
             continue
         if kind == _RATED:
             history.add(slug)
             finished.add(slug)
             continue
+        max_minute, minutes, runtime = int(first_number), int(second_number), int(runtime_number or 0)
         if minutes >= least:
             history.add(slug)
         if (runtime and max_minute + 1 >= share * runtime) or (not runtime and minutes >= unknown_runtime):
