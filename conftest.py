@@ -28,6 +28,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """The console caches figures for a minute or ten: no test sees another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def files(settings, tmp_path):
     """Each test gets its own data, model and DVC remote directories."""
     settings.DATA_DIR = tmp_path / "data"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -26,7 +25,7 @@ OVERVIEW_HOURS = 3
 def overview_context(request: HttpRequest) -> dict[str, Any]:
     now = timezone.now()
     serving = selectors.serving_now(now)
-    traffic = selectors.pool_traffic(since=now - timedelta(hours=OVERVIEW_HOURS), until=now)
+    traffic = selectors.pool_traffic_recent(hours=OVERVIEW_HOURS, now=now)
     return {
         "serving": serving,
         "fairness": selectors.fairness_of_serving(serving),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -15,6 +17,42 @@ class LatencyFilter(RangeFilter):
     parameter_name = "latency"
     field = "latency_ms"
     buckets = [("fast", "under 5 ms", None, 5), ("slow", "5-25 ms", 5, 25), ("very-slow", "25 ms or more", 25, None)]
+
+
+class VersionFilter(admin.SimpleListFilter):
+    """The versions to choose from come from the registry, not from the answers: listing the
+    distinct versions of two million answers read them all (1.2 s on every list page)."""
+
+    title = "model version"
+    parameter_name = "version"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [(str(number), f"v{number}") for number in ModelVersion.objects.values_list("version", flat=True)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
+        value = self.value()
+        if value is None or not value.isdigit():
+            return queryset
+        return queryset.filter(model_version__version=int(value))
+
+
+class StrategyFilter(admin.SimpleListFilter):
+    """Fixed choices (serving's strategies), for the same reason as ``VersionFilter``."""
+
+    title = "strategy"
+    parameter_name = "strategy"
+    strategies = ("personalized", "history", "cold-start")
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [(name, name) for name in self.strategies] + [("degraded", "any, without the database")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
+        value = self.value()
+        if value == "degraded":
+            return queryset.filter(strategy__endswith="-degraded")
+        if value in self.strategies:
+            return queryset.filter(strategy__in=[value, f"{value}-degraded"])
+        return queryset
 
 
 class ServedWithinFilter(RecentFilter):
@@ -41,11 +79,12 @@ class RecommendationAdmin(ReadOnlyAdmin):
         "latency_ms",
         "first_items",
     ]
-    list_filter = [ServedWithinFilter, "pool", "strategy", LatencyFilter, "model_version__version"]
+    list_filter = [ServedWithinFilter, "pool", StrategyFilter, LatencyFilter, VersionFilter]
     list_select_related = ["model_version__snapshot"]
     search_fields = ["=request_id"]
     search_help_text = "a viewer id (exact), a movie id such as the+matrix+1999 (exact), or a request id"
-    date_hierarchy = "served_at"
+    # No date hierarchy: listing its years and months read every row (11.8 s at 2M answers);
+    # the "served" filter narrows by time instead.
     show_full_result_count = False
     paginator = CappedCountPaginator
 
