@@ -607,6 +607,7 @@ class ListedMovie:
     movie: Movie | None
     watched_after: datetime | None
     rated_after: tuple[datetime, int] | None
+    explored: bool = False  # placed by exploration, not by the ranking
 
 
 def answer_items(answer: Recommendation) -> list[ListedMovie]:
@@ -628,8 +629,9 @@ def answer_items(answer: Recommendation) -> list[ListedMovie]:
         .values_list("movie__slug", "rated_at", "score")
     ):
         rated.setdefault(slug, (at, score))
+    explored = set(answer.explored_list)
     return [
-        ListedMovie(rank, slug, movies.get(slug), watched.get(slug), rated.get(slug))
+        ListedMovie(rank, slug, movies.get(slug), watched.get(slug), rated.get(slug), slug in explored)
         for rank, slug in enumerate(slugs, start=1)
     ]
 

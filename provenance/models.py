@@ -34,6 +34,9 @@ class Recommendation(models.Model):
         max_length=32, help_text="personalized, history (scored now) or cold-start; -degraded without the database"
     )
     items = models.TextField(help_text="movie ids in the order served, comma-separated")
+    explored = models.TextField(
+        blank=True, default="", help_text="those of the items placed by exploration, comma-separated"
+    )
     status = models.PositiveSmallIntegerField(default=200)
     latency_ms = models.FloatField()
     served_at = models.DateTimeField()
@@ -53,3 +56,7 @@ class Recommendation(models.Model):
     @property
     def item_list(self) -> list[str]:
         return self.items.split(",") if self.items else []
+
+    @property
+    def explored_list(self) -> list[str]:
+        return self.explored.split(",") if self.explored else []

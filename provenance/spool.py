@@ -43,6 +43,7 @@ _FIELDS = (
     "pool",
     "strategy",
     "items",
+    "explored",
     "status",
     "latency_ms",
     "host",

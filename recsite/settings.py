@@ -278,6 +278,10 @@ PROMETHEUS_URL = env_url("PROMETHEUS_URL", "", schemes=("http", "https"))
 SERVING_FAULT_DELAY_MS = env_int("SERVING_FAULT_DELAY_MS", 0, minimum=0)
 SERVING_REFRESH_SECONDS = env_float("SERVING_REFRESH_SECONDS", 5.0, minimum=0.1)
 SERVING_LIST_LENGTH = env_int("SERVING_LIST_LENGTH", 20, minimum=1, maximum=100)
+# Exploration against the feedback loop (off by default): this many of a list's last slots go
+# to movies the model ranks for the viewer but rarely shows anyone, chosen reproducibly per
+# viewer and request, and recorded as explored in the provenance row.
+SERVING_EXPLORATION_SLOTS = env_int("SERVING_EXPLORATION_SLOTS", 0, minimum=0, maximum=10)
 # A movie counts as watched to the end past this share of its runtime, or past this many
 # minutes when its runtime is unknown.
 SERVING_FINISHED_SHARE = env_float("SERVING_FINISHED_SHARE", 0.9, minimum=0.1, maximum=1.0)

@@ -91,6 +91,9 @@ class RecommendationSerializer(serializers.Serializer[dict[str, object]]):
     model_version = serializers.IntegerField(allow_null=True)
     pool = serializers.CharField()
     strategy = serializers.CharField()
+    explored = serializers.ListField(
+        child=serializers.CharField(), help_text="those of the items placed by exploration (SERVING_EXPLORATION_SLOTS)"
+    )
     request_id = serializers.CharField()
 
 
@@ -129,7 +132,13 @@ class RecommendView(APIView):
             return self._finish(Response({"detail": "no model is loaded yet"}, status=503), started, pool, model)
 
         try:
-            answer = recommendation_answer(model=model, viewer_id=viewer_id, count=settings.SERVING_LIST_LENGTH)
+            answer = recommendation_answer(
+                model=model,
+                viewer_id=viewer_id,
+                count=settings.SERVING_LIST_LENGTH,
+                request_id=request_id,
+                exploration_slots=settings.SERVING_EXPLORATION_SLOTS,
+            )
         except Exception:
             # Counted and recorded as a failed answer of this pool: the canary analysis needs it.
             logger.exception("could not answer viewer %s", viewer_id)
@@ -144,12 +153,13 @@ class RecommendView(APIView):
             "model_version": model.version,
             "pool": pool,
             "strategy": answer.strategy,
+            "explored": answer.explored,
             "request_id": request_id,
         }
         response = self._finish(Response(body), started, pool, model)
         if request.method == "GET":  # a HEAD request's body is never seen: nothing was served
             strategy = answer.strategy + ("-degraded" if answer.degraded else "")
-            self._record(request_id, viewer_id, pool, model, strategy, answer.items, 200, started)
+            self._record(request_id, viewer_id, pool, model, strategy, answer.items, 200, started, answer.explored)
         return response
 
     def _record(
@@ -162,6 +172,7 @@ class RecommendView(APIView):
         items: list[str],
         status: int,
         started: float,
+        explored: list[str] | None = None,
     ) -> None:
         recorder.record(
             Recommendation(
@@ -172,6 +183,7 @@ class RecommendView(APIView):
                 pool=pool,
                 strategy=strategy,
                 items=",".join(items),
+                explored=",".join(explored or []),
                 status=status,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
                 served_at=timezone.now(),

@@ -15,7 +15,11 @@ logger = logging.getLogger(__name__)
 DEGRADED = Counter("recsite_recommend_degraded_total", "Answers given without the viewer's latest history")
 
 
-def recommendation_answer(*, model: ServingModel, viewer_id: int, count: int) -> Answer:
+def recommendation_answer(
+    *, model: ServingModel, viewer_id: int, count: int, request_id: str = "", exploration_slots: int = 0
+) -> Answer:
+    """The list for ``viewer_id``, from their history now; ``exploration_slots`` of its last
+    places go to relevant, rarely shown movies (``ServingModel.explore``)."""
     try:
         state = viewer_state(viewer_id)
     except DatabaseError:
@@ -25,10 +29,13 @@ def recommendation_answer(*, model: ServingModel, viewer_id: int, count: int) ->
         answer = model.recommend(viewer_id=viewer_id, history=set(), finished=set(), demographics=None, count=count)
         answer.degraded = True
         return answer
-    return model.recommend(
+    answer = model.recommend(
         viewer_id=viewer_id,
         history=state.history,
         finished=state.finished,
         demographics=state.demographics,
         count=count,
+    )
+    return model.explore(
+        answer, viewer_id=viewer_id, request_id=request_id, slots=exploration_slots, finished=state.finished
     )

@@ -11,6 +11,7 @@ cold-start list for their demographics.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class Answer:
     items: list[str]
     strategy: str  # personalized | history | cold-start
     degraded: bool = False
+    explored: list[str] = field(default_factory=list)  # those of the items placed by exploration
 
 
 @dataclass
@@ -54,6 +56,7 @@ class ServingModel:
     movie_index: dict[str, int] = field(init=False)
     cold: dict[str, np.ndarray] = field(init=False)
     ranker: RankerModel = field(init=False)
+    exposure: np.ndarray = field(init=False)  # how many known viewers' top 20 hold each movie
 
     def __post_init__(self) -> None:
         self.movies = [str(movie) for movie in self.artifact["movies"]]
@@ -62,6 +65,34 @@ class ServingModel:
             zip((str(key) for key in self.artifact["cold_keys"]), self.artifact["cold_lists"], strict=True)
         )
         self.ranker = self.artifact.ranker()
+        top = np.asarray(self.artifact["top"][:, :20]).ravel()
+        self.exposure = np.bincount(top[top >= 0], minlength=len(self.movies))
+
+    def explore(
+        self, answer: Answer, *, viewer_id: int, request_id: str, slots: int, finished: set[str] | None = None
+    ) -> Answer:
+        """Give the last ``slots`` places of a personalized list to movies the model ranks for
+        this viewer further down (its top 100) that are among the least shown to anyone; which
+        ones is drawn from the viewer and request ids, so the same request gets the same list.
+
+        Only lists ranked from the viewer's own row are explored: a cold list has no ranking of
+        the viewer's to draw relevance from."""
+        row = self.viewer_row(viewer_id)
+        if slots <= 0 or row is None or answer.strategy != "personalized" or len(answer.items) <= slots:
+            return answer
+        served = {self.movie_index[item] for item in [*answer.items, *(finished or ())] if item in self.movie_index}
+        ranked = [int(column) for column in self.artifact["top"][row].tolist() if column >= 0 and column not in served]
+        if not ranked:
+            return answer
+        # Relevant (ranked for the viewer) and under-exposed (the less-shown half of those).
+        candidates = sorted(ranked, key=lambda column: (int(self.exposure[column]), column))
+        candidates = candidates[: max(slots, len(candidates) // 2)]
+        chosen = random.Random(f"{self.version}:{viewer_id}:{request_id}").sample(
+            candidates, min(slots, len(candidates))
+        )
+        explored = [self.movies[column] for column in chosen]
+        items = answer.items[: len(answer.items) - len(explored)] + explored
+        return Answer(items, answer.strategy, answer.degraded, explored)
 
     @classmethod
     def load(cls, version: ModelVersion) -> ServingModel:
