@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 
 from core.admin_kit import ReadOnlyAdmin, admin_link
 from fairness import selectors
-from fairness.models import FairnessReport
+from fairness.models import FairnessReport, FeedbackWindow
 from fairness.services import DIMENSIONS
 from recommender.models import ModelVersion
 
@@ -48,3 +48,36 @@ class FairnessReportAdmin(ReadOnlyAdmin):
                 overall=report.figures["quality"]["overall"],
             )
         return super().change_view(request, object_id, form_url, context)
+
+
+@admin.register(FeedbackWindow)
+class FeedbackWindowAdmin(ReadOnlyAdmin):
+    """Feedback-loop figures per window, with their trends charted above the list."""
+
+    list_display = ["start", "end", "answers", "coverage", "gini", "stopped", "homogenisation"]
+    change_list_template = "fairness/feedback_windows.html"
+    fields = ["start", "end", "computed_at", "figures"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        windows = list(FeedbackWindow.objects.order_by("start")[:365])
+        return super().changelist_view(request, {**(extra_context or {}), "charts": selectors.feedback_charts(windows)})
+
+    @admin.display(description="answers")
+    def answers(self, window: FeedbackWindow) -> object:
+        return window.figures.get("answers")
+
+    @admin.display(description="coverage")
+    def coverage(self, window: FeedbackWindow) -> object:
+        return window.figures.get("coverage")
+
+    @admin.display(description="Gini of exposure")
+    def gini(self, window: FeedbackWindow) -> object:
+        return window.figures.get("gini")
+
+    @admin.display(description="stopped being recommended")
+    def stopped(self, window: FeedbackWindow) -> object:
+        return window.figures.get("stopped")
+
+    @admin.display(description="homogenisation")
+    def homogenisation(self, window: FeedbackWindow) -> object:
+        return window.figures.get("homogenisation")

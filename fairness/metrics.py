@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -40,7 +41,7 @@ def gini(values: Sequence[float] | np.ndarray) -> float:
     return float((2 * (ranks * amounts).sum()) / (n * total) - (n + 1) / n)
 
 
-def jaccard(first: set[object] | frozenset[object], second: set[object] | frozenset[object]) -> float:
+def jaccard(first: AbstractSet[Hashable], second: AbstractSet[Hashable]) -> float:
     """The share of their union the two sets have in common; two empty sets are identical (1)."""
     union = len(first | second)
     return 1.0 if union == 0 else len(first & second) / union

@@ -33,3 +33,21 @@ class FairnessReport(models.Model):
     @property
     def flagged(self) -> bool:
         return bool(self.flags)
+
+
+class FeedbackWindow(models.Model):
+    """Feedback-loop figures of one time window, from the stream and the provenance rows:
+    exposure concentration (echo chamber) and consumption diversity and homogenisation
+    (filter bubble). See ``fairness.feedback``."""
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    computed_at = models.DateTimeField()
+    figures = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [models.UniqueConstraint(fields=["start", "end"], name="feedback_window_unique")]
+
+    def __str__(self) -> str:
+        return f"feedback {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"

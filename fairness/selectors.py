@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.charts import Chart, Series
-from fairness.models import FairnessReport
+from fairness.models import FairnessReport, FeedbackWindow
 from fairness.services import DIMENSIONS
 
 
@@ -93,3 +93,60 @@ def fairness_charts(report: FairnessReport, dimension: str) -> list[Chart]:
         )
     )
     return charts
+
+
+def feedback_charts(windows: list[FeedbackWindow]) -> list[Chart]:
+    """The feedback-loop trends over windows: exposure concentration, what was shown against
+    what was watched next, consumption diversity and homogenisation."""
+    labels = [f"{window.start:%m-%d %H:%M}" for window in windows]
+
+    def figure(key: str) -> list[float | None]:
+        return [window.figures.get(key) for window in windows]
+
+    groups = sorted({group for window in windows for group in window.figures.get("genre_entropy", {})})
+    hint = "No window yet: run manage.py feedback_loops (django-q2 runs it daily)."
+    return [
+        Chart(
+            "feedback-exposure",
+            "Echo chamber: exposure concentration",
+            labels,
+            [Series("Gini of exposure", figure("gini")), Series("catalogue coverage", figure("coverage"))],
+            empty_hint=hint,
+        ),
+        Chart(
+            "feedback-echo",
+            "Shown in a window against watched in the next (Spearman)",
+            labels,
+            [Series("correlation", [window.figures.get("echo", {}).get("spearman") for window in windows])],
+            empty_hint=hint,
+        ),
+        Chart(
+            "feedback-stopped",
+            "Movies recommended for the last time",
+            labels,
+            [Series("stopped", figure("stopped"))],
+            kind="bar",
+            empty_hint=hint,
+        ),
+        Chart(
+            "feedback-diversity",
+            "Filter bubble: genre entropy of what was watched",
+            labels,
+            [
+                *(
+                    Series(group, [window.figures.get("genre_entropy", {}).get(group) for window in windows])
+                    for group in groups
+                ),
+                Series("a viewer's own (mean)", figure("viewer_genre_entropy")),
+            ],
+            unit="bits",
+            empty_hint=hint,
+        ),
+        Chart(
+            "feedback-homogenisation",
+            "Homogenisation: mean Jaccard of two viewers' watched sets",
+            labels,
+            [Series("Jaccard", figure("homogenisation"))],
+            empty_hint=hint,
+        ),
+    ]

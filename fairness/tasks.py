@@ -14,3 +14,11 @@ def fairness_report_for_version(version_id: int) -> str:
     except FairnessError as error:
         return f"no report for v{version.version}: {error}"
     return f"{report}: {len(report.flags)} flags"
+
+
+def feedback_windows_daily() -> str:
+    """The schedule's task: every whole day's feedback-loop figures, computed again."""
+    from fairness.feedback import feedback_windows_compute
+
+    windows = feedback_windows_compute()
+    return f"{len(windows)} feedback windows"

@@ -20,6 +20,12 @@ def _schedules() -> list[dict[str, Any]]:
             "minutes": settings.RETRAIN_EVERY_MINUTES,
         },
         {
+            "name": "feedback loops",
+            "func": "fairness.tasks.feedback_windows_daily",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 24 * 60,
+        },
+        {
             "name": "check canary",
             "func": "releases.tasks.release_evaluate_active",
             "schedule_type": Schedule.MINUTES,

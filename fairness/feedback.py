@@ -1,0 +1,194 @@
+"""Feedback loops over time, from the stream (watches, ratings) and the provenance rows.
+
+- **Echo chamber**: how concentrated exposure is (Gini over the catalogue, coverage) in each
+  window; whether what was recommended in one window is what gets watched in the next (Spearman
+  correlation across movies, and the most recommended movies with their next window's watches
+  and mean rating); movies recommended once that stopped being recommended and never came back.
+- **Filter bubble**: the genre entropy of what each gender watched in the window and the mean
+  of each viewer's own, and homogenisation: the mean Jaccard similarity of the watched sets of
+  sampled pairs of viewers (as the T-RECS simulator measures it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import Movie, Rating, Watch
+from fairness import metrics
+from fairness.models import FeedbackWindow
+from fairness.services import GENDERS
+from provenance.models import Recommendation
+
+PAIRS = 2000  # viewer pairs sampled per window for homogenisation
+
+
+def feedback_windows_compute(
+    *, window: timedelta = timedelta(days=1), until: datetime | None = None, seed: int = 0
+) -> list[FeedbackWindow]:
+    """Compute and store every whole window from the first answer or watch up to ``until``
+    (now), replacing windows computed before; returns them in time order."""
+    until = until or timezone.now()
+    first = min(
+        (
+            moment
+            for moment in (
+                Recommendation.objects.order_by("served_at").values_list("served_at", flat=True).first(),
+                Watch.objects.order_by("first_seen_at").values_list("first_seen_at", flat=True).first(),
+            )
+            if moment is not None
+        ),
+        default=None,
+    )
+    if first is None:
+        return []
+    start = first.replace(hour=0, minute=0, second=0, microsecond=0) if window >= timedelta(days=1) else first
+    bounds = []
+    while start + window <= until:
+        bounds.append((start, start + window))
+        start += window
+    genres = dict(Movie.objects.values_list("id", "genres"))
+    slugs = dict(Movie.objects.values_list("slug", "id"))
+    catalogue = len(genres)
+    exposures = [_exposure(low, high, slugs) for low, high in bounds]
+    watches = [_watches(low, high) for low, high in bounds]
+    figures = []
+    for index, exposure in enumerate(exposures):
+        following = watches[index + 1] if index + 1 < len(bounds) else None
+        figures.append(
+            {
+                "answers": exposure["answers"],
+                "recommended_movies": len(exposure["counts"]),
+                "coverage": round(len(exposure["counts"]) / catalogue, 5) if catalogue else None,
+                "gini": round(metrics.gini([exposure["counts"].get(m, 0) for m in genres]), 5) if genres else None,
+                "echo": _echo(exposure["counts"], following),
+                **_bubble(watches[index], genres, np.random.default_rng(seed + index)),
+            }
+        )
+    _stopped(exposures, figures)
+    with transaction.atomic():
+        FeedbackWindow.objects.filter(start__gte=bounds[0][0] if bounds else until).delete()
+        return [
+            FeedbackWindow.objects.create(start=low, end=high, computed_at=timezone.now(), figures=figure)
+            for (low, high), figure in zip(bounds, figures, strict=True)
+        ]
+
+
+def _exposure(low: datetime, high: datetime, slugs: dict[str, int]) -> dict[str, Any]:
+    counts: Counter[int] = Counter()
+    answers = 0
+    for items in (
+        Recommendation.objects.filter(served_at__gte=low, served_at__lt=high, status=200)
+        .values_list("items", flat=True)
+        .iterator(chunk_size=10_000)
+    ):
+        answers += 1
+        counts.update(slugs[slug] for slug in items.split(",") if slug in slugs)
+    return {"answers": answers, "counts": counts}
+
+
+def _watches(low: datetime, high: datetime) -> dict[str, Any]:
+    """Who started watching what in the window (with the viewer's gender), and the ratings given."""
+    by_viewer: dict[int, set[int]] = defaultdict(set)
+    gender_of: dict[int, str] = {}
+    for viewer, movie, gender in Watch.objects.filter(first_seen_at__gte=low, first_seen_at__lt=high).values_list(
+        "viewer_id", "movie_id", "viewer__gender"
+    ):
+        by_viewer[viewer].add(movie)
+        gender_of[viewer] = GENDERS.get(gender, "unknown")
+    scores: dict[int, list[int]] = defaultdict(list)
+    for movie, score in Rating.objects.filter(rated_at__gte=low, rated_at__lt=high).values_list("movie_id", "score"):
+        scores[movie].append(score)
+    return {"by_viewer": by_viewer, "gender_of": gender_of, "scores": scores}
+
+
+def _echo(recommended: Counter[int], following: dict[str, Any] | None) -> dict[str, Any]:
+    """Recommended now against watched and rated in the next window, across movies."""
+    if following is None:
+        return {"next_window": False}
+    watched: Counter[int] = Counter(movie for movies in following["by_viewer"].values() for movie in movies)
+    movies = sorted(set(recommended) | set(watched))
+    if len(movies) < 3:
+        return {"next_window": True, "spearman": None, "top": []}
+    shown = np.array([recommended.get(m, 0) for m in movies], dtype=float)
+    taken = np.array([watched.get(m, 0) for m in movies], dtype=float)
+    top = [
+        {
+            "movie": movie,
+            "recommended": count,
+            "watched_next": watched.get(movie, 0),
+            "mean_rating_next": (
+                round(float(np.mean(following["scores"][movie])), 3) if following["scores"].get(movie) else None
+            ),
+        }
+        for movie, count in recommended.most_common(10)
+    ]
+    return {"next_window": True, "spearman": _spearman(shown, taken), "top": top}
+
+
+def _spearman(first: np.ndarray, second: np.ndarray) -> float | None:
+    if np.ptp(first) == 0 or np.ptp(second) == 0:
+        return None
+    return round(float(np.corrcoef(_average_ranks(first), _average_ranks(second))[0, 1]), 4)
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):  # ties share their mean rank
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def _bubble(watches: dict[str, Any], genres: dict[int, list[str]], rng: np.random.Generator) -> dict[str, Any]:
+    by_viewer: dict[int, set[int]] = watches["by_viewer"]
+    per_gender: dict[str, Counter[str]] = defaultdict(Counter)
+    own: list[float] = []
+    for viewer, movies in by_viewer.items():
+        counted = Counter(genre for movie in movies for genre in genres.get(movie, []))
+        per_gender[watches["gender_of"][viewer]].update(counted)
+        per_gender["everyone"].update(counted)
+        if len(movies) >= 2:
+            own.append(metrics.entropy(list(counted.values())))
+    return {
+        "active_viewers": len(by_viewer),
+        "genre_entropy": {
+            group: round(metrics.entropy(list(c.values())), 4) for group, c in sorted(per_gender.items())
+        },
+        "viewer_genre_entropy": round(float(np.mean(own)), 4) if own else None,
+        "homogenisation": _homogenisation(list(by_viewer.values()), rng),
+    }
+
+
+def _homogenisation(sets: list[set[int]], rng: np.random.Generator) -> float | None:
+    """Mean Jaccard similarity of the watched sets of up to ``PAIRS`` random pairs of viewers."""
+    if len(sets) < 2:
+        return None
+    total = len(sets) * (len(sets) - 1) // 2
+    if total <= PAIRS:
+        pairs = [(i, j) for i in range(len(sets)) for j in range(i + 1, len(sets))]
+    else:
+        first = rng.integers(0, len(sets), PAIRS)
+        second = (first + rng.integers(1, len(sets), PAIRS)) % len(sets)
+        pairs = list(zip(first.tolist(), second.tolist(), strict=True))
+    return round(float(np.mean([metrics.jaccard(sets[i], sets[j]) for i, j in pairs])), 5)
+
+
+def _stopped(exposures: list[dict[str, Any]], figures: list[dict[str, Any]]) -> None:
+    """In each window, the movies recommended there for the last time (never again later)."""
+    last_seen: dict[int, int] = {}
+    for index, exposure in enumerate(exposures):
+        for movie in exposure["counts"]:
+            last_seen[movie] = index
+    final = len(exposures) - 1
+    for index, figure in enumerate(figures):
+        stopped = sorted(movie for movie, last in last_seen.items() if last == index and index < final)
+        figure["stopped"] = len(stopped)
+        figure["stopped_movies"] = stopped[:20]

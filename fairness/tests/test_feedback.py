@@ -1,0 +1,123 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from catalog.models import Movie, Rating, Viewer, Watch
+from fairness.feedback import feedback_windows_compute
+from fairness.models import FeedbackWindow
+from provenance.models import Recommendation
+
+DAY = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _answer(n, viewer, items, at):
+    Recommendation.objects.create(
+        request_id=f"r{n}", viewer_id=viewer, pool="stable", strategy="personalized",
+        items=",".join(items), latency_ms=1.0, served_at=at, host="t",
+    )  # fmt: skip
+
+
+def _watch(viewer, movie, at):
+    Watch.objects.create(viewer=viewer, movie=movie, first_seen_at=at, last_seen_at=at, minutes_watched=10)
+
+
+@pytest.fixture
+def hand_built(db):
+    """Two days. Day 1: a shown 3 times, b once; viewers 1 and 2 watch {a, b} and {a}.
+    Day 2: only a shown (b stopped); viewers 1, 2, 3 watch {c}, {c}, {a, c}; viewer 1 rates a 4, c 2."""
+    v1, v2, v3 = (Viewer.objects.create(id=i, gender=g) for i, g in ((1, "F"), (2, "M"), (3, "M")))
+    a = Movie.objects.create(slug="a+2000", title="A", year=2000, genres=["Drama"])
+    b = Movie.objects.create(slug="b+2000", title="B", year=2000, genres=["Comedy"])
+    c = Movie.objects.create(slug="c+2000", title="C", year=2000, genres=["Drama", "Comedy"])
+    Movie.objects.create(slug="d+2000", title="D", year=2000, genres=["Horror"])  # never shown
+    noon, next_noon = DAY + timedelta(hours=12), DAY + timedelta(days=1, hours=12)
+    _answer(1, 1, ["a+2000", "b+2000"], noon)
+    _answer(2, 2, ["a+2000"], noon)
+    _answer(3, 3, ["a+2000"], noon)
+    _answer(4, 1, ["a+2000"], next_noon)
+    _watch(v1, a, noon), _watch(v1, b, noon), _watch(v2, a, noon)
+    _watch(v1, c, next_noon), _watch(v2, c, next_noon), _watch(v3, a, next_noon), _watch(v3, c, next_noon)
+    Rating.objects.create(viewer=v1, movie=a, score=4, rated_at=next_noon)
+    Rating.objects.create(viewer=v1, movie=c, score=2, rated_at=next_noon)
+    return a, b, c
+
+
+def test_exposure_concentration_and_stopped_movies_per_window(hand_built):
+    _, b, _ = hand_built
+
+    first, second = feedback_windows_compute(until=DAY + timedelta(days=2))
+
+    assert (first.start, first.end) == (DAY, DAY + timedelta(days=1))
+    assert first.figures["answers"] == 3
+    assert first.figures["coverage"] == 0.5  # a and b of four movies
+    # exposures 3, 1, 0, 0: mean absolute difference 20/16 over twice the mean (2) -> 0.625
+    assert first.figures["gini"] == pytest.approx(0.625)
+    assert second.figures["gini"] == pytest.approx(0.75)  # 1, 0, 0, 0
+    assert first.figures["stopped"] == 1
+    assert first.figures["stopped_movies"] == [b.pk]  # shown on day 1, never again
+    assert second.figures["stopped"] == 0  # the last window cannot tell
+
+
+def test_what_was_shown_against_what_was_watched_next(hand_built):
+    a = hand_built[0]
+
+    first, second = feedback_windows_compute(until=DAY + timedelta(days=2))
+
+    echo = first.figures["echo"]
+    # shown on day 1: a 3, b 1, c 0; watched on day 2: a 1, b 0, c 3
+    assert echo["spearman"] == pytest.approx(-0.5)
+    assert echo["top"][0] == {"movie": a.pk, "recommended": 3, "watched_next": 1, "mean_rating_next": 4.0}
+    assert second.figures["echo"] == {"next_window": False}
+
+
+def test_consumption_diversity_and_homogenisation(hand_built):
+    first, second = feedback_windows_compute(until=DAY + timedelta(days=2))
+
+    # Day 1: viewer 1 watched Drama and Comedy (1 bit), viewer 2 one movie (not counted).
+    assert first.figures["viewer_genre_entropy"] == pytest.approx(1.0)
+    assert first.figures["genre_entropy"]["female"] == pytest.approx(1.0)
+    assert first.figures["genre_entropy"]["male"] == 0.0
+    # Jaccard of {a, b} and {a}: 1/2.
+    assert first.figures["homogenisation"] == pytest.approx(0.5)
+    # Day 2: {c}, {c}, {a, c}: pairs 1, 1/2, 1/2.
+    assert second.figures["homogenisation"] == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_computing_again_replaces_the_windows_and_the_command_prints_them(hand_built, capsys):
+    feedback_windows_compute(until=DAY + timedelta(days=2))
+    call_command("feedback_loops", "--hours", "24")
+
+    assert FeedbackWindow.objects.count() >= 2
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("window")
+    assert "2026-11-01 00:00" in out
+
+
+def test_nothing_to_compute_on_an_empty_database(db, capsys):
+    call_command("feedback_loops")
+
+    assert "nothing to compute" in capsys.readouterr().out
+
+
+def test_the_trends_page_charts_every_window(hand_built, client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.org", "pw"))
+    feedback_windows_compute(until=DAY + timedelta(days=2))
+
+    page = client.get("/admin/fairness/feedbackwindow/")
+
+    charts = {chart.key: chart for chart in page.context["charts"]}
+    assert charts["feedback-exposure"].labels == ["11-01 00:00", "11-02 00:00"]
+    assert charts["feedback-exposure"].series[0].values == [0.625, 0.75]
+    assert [series.label for series in charts["feedback-diversity"].series] == [
+        "everyone", "female", "male", "a viewer's own (mean)",
+    ]  # fmt: skip
+    assert 'data-chart="feedback-homogenisation"' in page.content.decode()
+
+
+def test_the_daily_task_is_scheduled(db):
+    from django_q.models import Schedule
+
+    call_command("setup_schedules")
+
+    assert Schedule.objects.get(name="feedback loops").func == "fairness.tasks.feedback_windows_daily"
