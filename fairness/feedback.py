@@ -163,11 +163,11 @@ def _bubble(watches: dict[str, Any], genres: dict[int, list[str]], rng: np.rando
             group: round(metrics.entropy(list(c.values())), 4) for group, c in sorted(per_gender.items())
         },
         "viewer_genre_entropy": round(float(np.mean(own)), 4) if own else None,
-        "homogenisation": _homogenisation(list(by_viewer.values()), rng),
+        "homogenisation": homogenisation(list(by_viewer.values()), rng),
     }
 
 
-def _homogenisation(sets: list[set[int]], rng: np.random.Generator) -> float | None:
+def homogenisation(sets: list[set[int]], rng: np.random.Generator) -> float | None:
     """Mean Jaccard similarity of the watched sets of up to ``PAIRS`` random pairs of viewers."""
     if len(sets) < 2:
         return None

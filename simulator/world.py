@@ -281,6 +281,11 @@ def _stamp(at: datetime, rng: random.Random) -> str:
     return f"{base}.{at.microsecond:06d}{rng.randrange(1000):03d}"
 
 
+def recommendation_line(at: datetime, viewer_id: int, status: int, slugs: list[str], response_ms: int) -> bytes:
+    """The platform's log line of one recommendation request and its answer."""
+    return _recommendation_line(at, viewer_id, status, slugs, response_ms)
+
+
 def _recommendation_line(at: datetime, viewer_id: int, status: int, slugs: list[str], response_ms: int) -> bytes:
     stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     if status == 200:
