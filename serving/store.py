@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from django.conf import settings
@@ -56,7 +57,6 @@ class ServingModel:
     movie_index: dict[str, int] = field(init=False)
     cold: dict[str, np.ndarray] = field(init=False)
     ranker: RankerModel = field(init=False)
-    exposure: np.ndarray = field(init=False)  # how many known viewers' top 20 hold each movie
 
     def __post_init__(self) -> None:
         self.movies = [str(movie) for movie in self.artifact["movies"]]
@@ -65,8 +65,13 @@ class ServingModel:
             zip((str(key) for key in self.artifact["cold_keys"]), self.artifact["cold_lists"], strict=True)
         )
         self.ranker = self.artifact.ranker()
+
+    @cached_property
+    def exposure(self) -> np.ndarray:
+        """How many known viewers' top 20 hold each movie. Counted on the first explored answer,
+        not at load: exploration is off by default, and the count reads every viewer's list."""
         top = np.asarray(self.artifact["top"][:, :20]).ravel()
-        self.exposure = np.bincount(top[top >= 0], minlength=len(self.movies))
+        return np.bincount(top[top >= 0], minlength=len(self.movies))
 
     def explore(
         self, answer: Answer, *, viewer_id: int, request_id: str, slots: int, finished: set[str] | None = None
@@ -77,8 +82,10 @@ class ServingModel:
 
         Only lists ranked from the viewer's own row are explored: a cold list has no ranking of
         the viewer's to draw relevance from."""
+        if slots <= 0 or answer.strategy != "personalized" or len(answer.items) <= slots:
+            return answer
         row = self.viewer_row(viewer_id)
-        if slots <= 0 or row is None or answer.strategy != "personalized" or len(answer.items) <= slots:
+        if row is None:
             return answer
         served = {self.movie_index[item] for item in [*answer.items, *(finished or ())] if item in self.movie_index}
         ranked = [int(column) for column in self.artifact["top"][row].tolist() if column >= 0 and column not in served]
