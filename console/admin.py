@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -16,14 +17,12 @@ from django.utils.http import urlencode
 from catalog.admin import ViewerAdmin
 from catalog.models import Viewer
 from console import selectors
-from fairness.models import FairnessReport
+from fairness.selectors import fairness_report_latest
 from provenance.admin import RecommendationAdmin
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
 from releases.admin import ReleasableModelVersionAdmin, ReleaseAdmin
 from releases.models import Release
-
-SMALL_GROUP_VIEWERS = 30  # below this, a group's figures are shown but flagged, not compared
 
 
 def _replace(model: type[Any], model_admin: type[admin.ModelAdmin[Any]]) -> None:
@@ -103,11 +102,11 @@ class ConsoleModelVersionAdmin(ReleasableModelVersionAdmin):
                 stable=stable,
                 params=selectors.flat_params(version.params),
                 groups=_group_rows(version),
-                small_group=SMALL_GROUP_VIEWERS,
+                small_group=settings.FAIRNESS_MIN_GROUP_VIEWERS,
                 timeline=selectors.status_timeline(version),
                 answers=answers,
                 viewers=viewers,
-                fairness=FairnessReport.objects.filter(model_version=version).order_by("-created_at").first(),
+                fairness=fairness_report_latest(version),
             )
         return super().change_view(request, object_id, form_url, context)
 
@@ -138,7 +137,7 @@ def _group_rows(version: ModelVersion) -> list[dict[str, Any]]:
                     "rmse": figures.get("rmse"),
                     "ndcg": ndcg,
                     "gap": None if ndcg is None or overall is None else ndcg - overall,
-                    "small": viewers < SMALL_GROUP_VIEWERS,
+                    "small": viewers < settings.FAIRNESS_MIN_GROUP_VIEWERS,
                 }
             )
     return rows

@@ -22,6 +22,7 @@ from catalog.models import Movie, Rating, Viewer, Watch
 from core.charts import Chart, Series
 from core.db import EpochSeconds
 from fairness.models import FairnessReport
+from fairness.selectors import fairness_report_latest
 from provenance.models import Recommendation
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from releases.analysis import Measurement, MetricCheck, analysis_table
@@ -81,13 +82,8 @@ def check_rows(run: AnalysisRun) -> list[MetricCheck]:
 
 def fairness_of_serving(serving: ServingNow) -> list[FairnessReport]:
     """The latest fairness report of each version serving now (stable, canary)."""
-    reports = []
-    for version in (serving.stable, serving.canary):
-        if version is not None:
-            report = FairnessReport.objects.filter(model_version=version).order_by("-created_at").first()
-            if report is not None:
-                reports.append(report)
-    return reports
+    reports = [fairness_report_latest(version) for version in (serving.stable, serving.canary) if version is not None]
+    return [report for report in reports if report is not None]
 
 
 # --- Traffic, per pool -----------------------------------------------------------------------

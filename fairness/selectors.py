@@ -7,6 +7,11 @@ from typing import Any
 from core.charts import Chart, Series
 from fairness.models import FairnessReport, FeedbackWindow
 from fairness.services import DIMENSIONS
+from recommender.models import ModelVersion
+
+
+def fairness_report_latest(version: ModelVersion) -> FairnessReport | None:
+    return FairnessReport.objects.filter(model_version=version).order_by("-created_at").first()
 
 
 def report_dimension(report: FairnessReport, dimension: str) -> str:

@@ -308,7 +308,3 @@ def _flags(quality: dict[str, Any]) -> list[str]:
                 f"(bound {settings.FAIRNESS_MAX_RMSE_GAP})"
             )
     return flags
-
-
-def fairness_report_latest(version: ModelVersion) -> FairnessReport | None:
-    return FairnessReport.objects.filter(model_version=version).order_by("-created_at").first()
