@@ -650,45 +650,32 @@ def release_serving(answer: Recommendation) -> Release | None:
 
 # --- Export ----------------------------------------------------------------------------------
 
-PROVENANCE_COLUMNS = [
-    "request_id",
-    "served_at",
-    "viewer_id",
-    "pool",
-    "strategy",
-    "status",
-    "latency_ms",
-    "items",
-    "model_version",
-    "ranker",
-    "rating_algorithm",
-    "code_revision",
-    "snapshot_hash",
-    "snapshot_dvc_md5",
-]
+# Each CSV column and the field it is read from.
+PROVENANCE_EXPORT = {
+    "request_id": "request_id",
+    "served_at": "served_at",
+    "viewer_id": "viewer_id",
+    "pool": "pool",
+    "strategy": "strategy",
+    "status": "status",
+    "latency_ms": "latency_ms",
+    "items": "items",
+    "model_version": "model_version__version",
+    "ranker": "model_version__ranker",
+    "rating_algorithm": "model_version__rating_algorithm",
+    "code_revision": "model_version__code_revision",
+    "snapshot_hash": "model_version__snapshot__content_hash",
+    "snapshot_dvc_md5": "model_version__snapshot__dvc_md5",
+}
+PROVENANCE_COLUMNS = list(PROVENANCE_EXPORT)
 
 
 def provenance_export_rows(queryset: QuerySet[Recommendation], *, chunk: int = 5000) -> Iterable[list[object]]:
     """The provenance join for each answer of ``queryset``, read in chunks (for a streamed CSV)."""
-    rows = queryset.values_list(
-        "request_id",
-        "served_at",
-        "viewer_id",
-        "pool",
-        "strategy",
-        "status",
-        "latency_ms",
-        "items",
-        "model_version__version",
-        "model_version__ranker",
-        "model_version__rating_algorithm",
-        "model_version__code_revision",
-        "model_version__snapshot__content_hash",
-        "model_version__snapshot__dvc_md5",
-    )
-    for row in rows.iterator(chunk_size=chunk):
+    served_at = PROVENANCE_COLUMNS.index("served_at")
+    for row in queryset.values_list(*PROVENANCE_EXPORT.values()).iterator(chunk_size=chunk):
         values: list[object] = list(row)
-        values[1] = row[1].isoformat()
+        values[served_at] = row[served_at].isoformat()
         yield values
 
 
