@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 import numpy as np
 from django.conf import settings
 
-from catalog.models import Watch
 from provenance.models import Recommendation
+from provenance.selectors import answers_followed, served_answers
 from releases.analysis import Measurement
 
 
@@ -114,24 +114,8 @@ def _prometheus_scalar(query: str, at: datetime) -> float | None:
 
 
 def _follow_rate(*, pool: str, start: datetime, end: datetime, window: timedelta) -> tuple[float | None, int]:
-    answers = list(
-        Recommendation.objects.filter(pool=pool, status=200, served_at__gte=start, served_at__lt=end).values_list(
-            "viewer_id", "served_at", "items"
-        )
-    )
-    if not answers:
+    answers = served_answers(start=start, end=end, pool=pool)
+    if not len(answers):
         return None, 0
-    viewers = {viewer for viewer, _, _ in answers}
-    watches: dict[int, list[tuple[str, datetime]]] = {}
-    for viewer, slug, first_seen in Watch.objects.filter(
-        viewer_id__in=viewers, last_seen_at__gte=start, first_seen_at__lt=end + window
-    ).values_list("viewer_id", "movie__slug", "first_seen_at"):
-        watches.setdefault(viewer, []).append((slug, first_seen))
-    followed = 0
-    for viewer, served_at, items in answers:
-        recommended = set(items.split(","))
-        if any(
-            slug in recommended and served_at <= seen < served_at + window for slug, seen in watches.get(viewer, [])
-        ):
-            followed += 1
-    return round(followed / len(answers), 5), len(answers)
+    followed = answers_followed(answers, within=window)
+    return round(float(followed.mean()), 5), len(answers)
