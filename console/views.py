@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from console import selectors
+from fairness.selectors import served_report_latest
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
 from releases.services import RELEASE_DECISIONS
@@ -29,6 +30,7 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "serving": serving,
         "fairness": selectors.fairness_of_serving(serving),
+        "served_fairness": served_report_latest(),
         "release_actions": _release_actions(serving),
         "traffic_charts": selectors.traffic_charts(traffic),
         "traffic_hours": OVERVIEW_HOURS,

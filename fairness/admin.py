@@ -7,13 +7,30 @@ from django.http import HttpRequest, HttpResponse
 
 from core.admin_kit import ReadOnlyAdmin, admin_link
 from fairness import selectors
-from fairness.models import FairnessReport, FeedbackWindow
+from fairness.models import FairnessReport, FeedbackWindow, ServedFairnessReport
 from fairness.services import DIMENSIONS
 from recommender.models import ModelVersion
 
 
+class ByDimensionAdmin(ReadOnlyAdmin):
+    """A report's page, one dimension at a time (``?dimension=``; an unknown one shows the first)."""
+
+    def dimension_context(self, report: Any, dimension: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        report = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if report is not None:
+            dimension = selectors.report_dimension(request.GET.get("dimension", ""))
+            context.update(dimension=dimension, dimensions=DIMENSIONS, **self.dimension_context(report, dimension))
+        return super().change_view(request, object_id, form_url, context)
+
+
 @admin.register(FairnessReport)
-class FairnessReportAdmin(ReadOnlyAdmin):
+class FairnessReportAdmin(ByDimensionAdmin):
     """A version's fairness report: per-group quality with intervals, representation, diversity
     and exposure, as charts and tables; one dimension at a time (``?dimension=``)."""
 
@@ -31,23 +48,40 @@ class FairnessReportAdmin(ReadOnlyAdmin):
     def flag_count(self, report: FairnessReport) -> int:
         return len(report.flags)
 
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        report = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if report is not None:
-            dimension = selectors.report_dimension(report, request.GET.get("dimension", ""))
-            context.update(
-                dimension=dimension,
-                dimensions=DIMENSIONS,
-                rows=selectors.quality_rows(report, dimension),
-                disparities=selectors.disparity_rows(report, dimension),
-                charts=selectors.fairness_charts(report, dimension),
-                diversity=report.figures["diversity"],
-                overall=report.figures["quality"]["overall"],
-            )
-        return super().change_view(request, object_id, form_url, context)
+    def dimension_context(self, report: FairnessReport, dimension: str) -> dict[str, Any]:
+        return {
+            "rows": selectors.quality_rows(report, dimension),
+            "disparities": selectors.disparity_rows(report, dimension),
+            "charts": selectors.fairness_charts(report, dimension),
+            "diversity": report.figures["diversity"],
+            "overall": report.figures["quality"]["overall"],
+        }
+
+
+@admin.register(ServedFairnessReport)
+class ServedFairnessReportAdmin(ByDimensionAdmin):
+    """What was served in a day, per group: how often it was followed, how each group was
+    served, the variety it was shown; one dimension at a time (``?dimension=``)."""
+
+    list_display = ["start", "end", "answers", "followed", "flag_count", "bootstrap", "seconds"]
+    change_form_template = "fairness/served_report.html"
+    fields = ["start", "end", "computed_at", "answers", "follow_hours", "bootstrap", "seed", "min_group_viewers"]
+
+    @admin.display(description="followed by a watch")
+    def followed(self, report: ServedFairnessReport) -> object:
+        return report.figures.get("followed")
+
+    @admin.display(description="disparities past the bounds")
+    def flag_count(self, report: ServedFairnessReport) -> int:
+        return len(report.flags)
+
+    def dimension_context(self, report: ServedFairnessReport, dimension: str) -> dict[str, Any]:
+        return {
+            "rows": selectors.served_rows(report, dimension),
+            "disparity": selectors.served_disparity(report, dimension),
+            "charts": selectors.served_charts(report, dimension),
+            "exposure": report.figures["exposure"],
+        }
 
 
 @admin.register(FeedbackWindow)

@@ -51,3 +51,32 @@ class FeedbackWindow(models.Model):
 
     def __str__(self) -> str:
         return f"feedback {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"
+
+
+class ServedFairnessReport(models.Model):
+    """Fairness of what was actually served in one window (a day), per demographic group, from
+    the provenance rows and the stream: how often each group's lists were followed by a watch
+    (with a bootstrap interval), how often it got a cold-start or explored answer, the genre
+    variety and popularity of what it was shown against what it watched, and exposure over the
+    catalogue. See ``fairness.served``."""
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    computed_at = models.DateTimeField()
+    follow_hours = models.FloatField(help_text="an answer counts as followed by a watch started this soon after it")
+    bootstrap = models.PositiveIntegerField(help_text="resamples behind each interval (0: none)")
+    seed = models.PositiveIntegerField(default=0)
+    min_group_viewers = models.PositiveIntegerField(help_text="smaller groups are shown, flagged, not compared")
+    answers = models.PositiveIntegerField(default=0)
+    figures = models.JSONField(default=dict)
+    flags = models.JSONField(default=list, blank=True, help_text="disparities past the configured bounds")
+    seconds = models.FloatField(default=0.0, help_text="time it took to compute")
+
+    class Meta:
+        ordering = ["-start"]
+        verbose_name = "fairness of what was served"
+        verbose_name_plural = "fairness of what was served"
+        constraints = [models.UniqueConstraint(fields=["start", "end"], name="served_fairness_window_unique")]
+
+    def __str__(self) -> str:
+        return f"fairness served {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"

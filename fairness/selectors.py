@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.charts import Chart, Series
-from fairness.models import FairnessReport, FeedbackWindow
+from fairness.models import FairnessReport, FeedbackWindow, ServedFairnessReport
 from fairness.services import DIMENSIONS
 from recommender.models import ModelVersion
 
@@ -14,7 +14,7 @@ def fairness_report_latest(version: ModelVersion) -> FairnessReport | None:
     return FairnessReport.objects.filter(model_version=version).order_by("-created_at").first()
 
 
-def report_dimension(report: FairnessReport, dimension: str) -> str:
+def report_dimension(dimension: str) -> str:
     """The dimension a page asked for, or the first one (an unknown name is not an error)."""
     return dimension if dimension in DIMENSIONS else DIMENSIONS[0]
 
@@ -49,30 +49,9 @@ def fairness_charts(report: FairnessReport, dimension: str) -> list[Chart]:
     the shares of viewers, ratings and watches, and genre variety recommended against watched."""
     rows = quality_rows(report, dimension)
     labels = [f"{row['group']}{' (small)' if row['small'] else ''}" for row in rows]
-
-    def figure(name: str) -> list[float | None]:
-        return [(row[name] or [None])[0] for row in rows]
-
-    def interval(name: str) -> list[tuple[float, float] | None]:
-        bounds: list[tuple[float, float] | None] = []
-        for row in rows:
-            value = row[name] or [None, None, None]
-            bounds.append((value[1], value[2]) if value[1] is not None and value[2] is not None else None)
-        return bounds
-
-    note = (
-        f"Bars: the figure; the second bars: its bootstrap interval ({report.bootstrap} resamples). "
-        f"Groups under {report.min_group_viewers} viewers are marked (small) and not compared."
-    )
+    note = _interval_note(report.bootstrap, report.min_group_viewers)
     charts = [
-        Chart(
-            f"fairness-{key}",
-            title,
-            labels,
-            [Series(label, figure(key)), Series("interval", [None] * len(rows), ranges=interval(key))],
-            kind="bar",
-            notes=[note],
-        )
+        _with_intervals(f"fairness-{key}", title, label, labels, [row[key] for row in rows], note)
         for key, title, label in (("ndcg", "NDCG@10 per group", "NDCG@10"), ("rmse", "RMSE per group", "RMSE"))
     ]
     charts.append(
@@ -85,19 +64,104 @@ def fairness_charts(report: FairnessReport, dimension: str) -> list[Chart]:
         )
     )
     charts.append(
-        Chart(
-            "fairness-diversity",
-            "Genre variety: recommended against watched (entropy, bits)",
-            [row["group"] for row in rows],
-            [
-                Series("recommended", [row["diversity"].get("recommended_entropy") for row in rows]),
-                Series("watched", [row["diversity"].get("watched_entropy") for row in rows]),
-            ],
-            kind="bar",
-            unit="bits",
-        )
+        _entropy_chart("fairness-diversity", [row["group"] for row in rows], [row["diversity"] for row in rows])
     )
     return charts
+
+
+def _interval_note(bootstrap: int, min_group: int) -> str:
+    return (
+        f"Bars: the figure; the second bars: its bootstrap interval ({bootstrap} resamples). "
+        f"Groups under {min_group} viewers are marked (small) and not compared."
+    )
+
+
+def _with_intervals(
+    key: str, title: str, label: str, labels: list[str], triples: list[list[float | None] | None], note: str
+) -> Chart:
+    """A bar per group with a second, floating bar for its interval ([figure, low, high] each)."""
+    figures = [(triple or [None])[0] for triple in triples]
+    bounds: list[tuple[float, float] | None] = []
+    for triple in triples:
+        value = triple or [None, None, None]
+        low, high = value[1], value[2]
+        bounds.append((low, high) if low is not None and high is not None else None)
+    return Chart(
+        key,
+        title,
+        labels,
+        [Series(label, figures), Series("interval", [None] * len(labels), ranges=bounds)],
+        kind="bar",
+        notes=[note],
+    )
+
+
+def _entropy_chart(key: str, groups: list[str], diversities: list[dict[str, Any]]) -> Chart:
+    return Chart(
+        key,
+        "Genre variety: recommended against watched (entropy, bits)",
+        groups,
+        [
+            Series("recommended", [row.get("recommended_entropy") for row in diversities]),
+            Series("watched", [row.get("watched_entropy") for row in diversities]),
+        ],
+        kind="bar",
+        unit="bits",
+    )
+
+
+def served_report_latest() -> ServedFairnessReport | None:
+    return ServedFairnessReport.objects.order_by("-start").first()
+
+
+def served_rows(report: ServedFairnessReport, dimension: str) -> list[dict[str, Any]]:
+    section = report.figures["dimensions"][dimension]
+    return [{"group": group, **row} for group, row in section["groups"].items()]
+
+
+def served_disparity(report: ServedFairnessReport, dimension: str) -> dict[str, Any]:
+    return dict(report.figures["dimensions"][dimension]["disparity"]["follow_rate"])
+
+
+def served_charts(report: ServedFairnessReport, dimension: str) -> list[Chart]:
+    """Per group: how often its lists were followed (with intervals), its share of the answers
+    against its share of the viewers served and of all viewers, the genre variety it was shown
+    against what it watched, and how often it got a cold-start or explored answer."""
+    rows = served_rows(report, dimension)
+    labels = [f"{row['group']}{' (small)' if row['small'] else ''}" for row in rows]
+    groups = [row["group"] for row in rows]
+    return [
+        _with_intervals(
+            "served-follow",
+            f"Lists followed by a watch within {report.follow_hours:g} h",
+            "followed",
+            labels,
+            [row["follow_rate"] for row in rows],
+            _interval_note(report.bootstrap, report.min_group_viewers),
+        ),
+        Chart(
+            "served-shares",
+            "Share of the answers, of the viewers served, of all viewers",
+            groups,
+            [
+                Series("answers", [row["answer_share"] for row in rows]),
+                Series("viewers served", [row["served_viewer_share"] for row in rows]),
+                Series("all viewers", [row["population_share"] for row in rows]),
+            ],
+            kind="bar",
+        ),
+        _entropy_chart("served-diversity", groups, rows),
+        Chart(
+            "served-cold",
+            "Cold-start answers and explored places",
+            groups,
+            [
+                Series("cold-start share of answers", [row["cold_start_share"] for row in rows]),
+                Series("explored share of places", [row["explored_share"] for row in rows]),
+            ],
+            kind="bar",
+        ),
+    ]
 
 
 def feedback_charts(windows: list[FeedbackWindow]) -> list[Chart]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -83,11 +84,11 @@ def fairness_report_create(
         raise FairnessError(
             f"v{version.version}'s artifact keeps no per-viewer evaluation (trained before it was kept): retrain"
         )
-    profiles = _profiles()
+    groups = group_table_load()
     figures: dict[str, Any] = {
-        "quality": _quality(evaluation, profiles, bootstrap=bootstrap, seed=seed, min_group=min_group),
+        "quality": _quality(evaluation, groups, bootstrap=bootstrap, seed=seed, min_group=min_group),
         "representation": _representation(),
-        "diversity": _diversity(artifact, profiles, min_group=min_group),
+        "diversity": _diversity(artifact, groups, min_group=min_group),
         "viewers_evaluated": len(evaluation["ranking_viewers"]),
         "ratings_evaluated": len(evaluation["rating_viewers"]),
     }
@@ -110,23 +111,45 @@ def fairness_report_create(
     return report
 
 
-def _profiles() -> dict[int, dict[str, str]]:
-    return {
-        viewer: viewer_groups(gender, age, occupation)
-        for viewer, gender, age, occupation in Viewer.objects.values_list("id", "gender", "age", "occupation").iterator(
-            chunk_size=50_000
-        )
-    }
+@dataclass(frozen=True)
+class GroupTable:
+    """Every known viewer's group in each dimension, as arrays: the groups are worked out once
+    per distinct (gender, age, occupation), a few hundred, not once per viewer, a million."""
+
+    ids: np.ndarray  # viewer ids, ascending
+    codes: np.ndarray  # per viewer: its row in ``labels``; the last row is "unknown"
+    labels: dict[str, np.ndarray]
+
+    def of(self, viewers: np.ndarray, dimension: str) -> np.ndarray:
+        """The groups of ``viewers`` in ``dimension`` (unknown for ids the catalogue has not seen)."""
+        unknown = len(self.labels[dimension]) - 1
+        if not len(self.ids):
+            return np.full(len(viewers), self.labels[dimension][unknown], dtype=object)
+        found = np.minimum(np.searchsorted(self.ids, viewers), len(self.ids) - 1)
+        codes = np.where(self.ids[found] == viewers, self.codes[found], unknown)
+        return self.labels[dimension][codes]
 
 
-def _labels(viewers: np.ndarray, profiles: dict[int, dict[str, str]], dimension: str) -> np.ndarray:
-    unknown = viewer_groups("", None, "")[dimension]
-    return np.array([profiles.get(viewer, {}).get(dimension, unknown) for viewer in viewers.tolist()], dtype=object)
+def group_table_load() -> GroupTable:
+    combos: dict[tuple[str, int | None, str], int] = {}
+    ids: list[int] = []
+    codes: list[int] = []
+    for viewer, gender, age, occupation in (
+        Viewer.objects.order_by("id").values_list("id", "gender", "age", "occupation").iterator(chunk_size=50_000)
+    ):
+        ids.append(viewer)
+        codes.append(combos.setdefault((gender, age, occupation), len(combos)))
+    groups = [viewer_groups(*combo) for combo in combos] + [viewer_groups("", None, "")]
+    return GroupTable(
+        ids=np.array(ids, dtype=np.int64),
+        codes=np.array(codes, dtype=np.int64),
+        labels={dimension: np.array([row[dimension] for row in groups], dtype=object) for dimension in DIMENSIONS},
+    )
 
 
 def _quality(
     evaluation: dict[str, np.ndarray],
-    profiles: dict[int, dict[str, str]],
+    groups: GroupTable,
     *,
     bootstrap: int,
     seed: int,
@@ -135,11 +158,11 @@ def _quality(
     rating_viewers, ranking_viewers = evaluation["rating_viewers"], evaluation["ranking_viewers"]
     result: dict[str, Any] = {"overall": {}, "dimensions": {}}
     for dimension in DIMENSIONS:
-        rating_groups = _labels(rating_viewers, profiles, dimension)
-        viewer_labels = _labels(ranking_viewers, profiles, dimension)
+        rating_groups = groups.of(rating_viewers, dimension)
+        viewer_labels = groups.of(ranking_viewers, dimension)
         # Group sizes count viewers: the evaluated viewers, and those behind the ratings.
-        sizes = _viewer_counts(np.concatenate([ranking_viewers, rating_viewers]), profiles, dimension)
-        groups: dict[str, dict[str, Any]] = defaultdict(dict)
+        sizes = _viewer_counts(np.concatenate([ranking_viewers, rating_viewers]), groups, dimension)
+        per_group: dict[str, dict[str, Any]] = defaultdict(dict)
         # One frame per kind of row: ratings (RMSE, MAE), viewers (NDCG@10 and recall@10, the
         # second carried as the "estimate").
         by_rating = metrics.grouped_metrics(
@@ -163,16 +186,16 @@ def _quality(
             unit = QUALITY[name][0]
             result["overall"][name] = _triple(grouped.overall)
             for group, figure in grouped.groups.items():
-                groups[group][name] = _triple(figure)
-                groups[group][f"{unit}s"] = grouped.sizes[group]
+                per_group[group][name] = _triple(figure)
+                per_group[group][f"{unit}s"] = grouped.sizes[group]
             compared[name] = {
                 group: figure.value for group, figure in grouped.groups.items() if sizes.get(group, 0) >= min_group
             }
-        for group, row in groups.items():
+        for group, row in per_group.items():
             row["viewers"] = sizes.get(group, 0)
             row["small"] = sizes.get(group, 0) < min_group
         result["dimensions"][dimension] = {
-            "groups": dict(sorted(groups.items())),
+            "groups": dict(sorted(per_group.items())),
             "disparity": {
                 name: metrics.disparity(compared[name], higher_is_better=QUALITY[name][1]).__dict__ for name in QUALITY
             },
@@ -180,9 +203,9 @@ def _quality(
     return result
 
 
-def _viewer_counts(viewers: np.ndarray, profiles: dict[int, dict[str, str]], dimension: str) -> dict[str, int]:
+def _viewer_counts(viewers: np.ndarray, groups: GroupTable, dimension: str) -> dict[str, int]:
     distinct = np.unique(viewers)
-    labels, counts = np.unique(_labels(distinct, profiles, dimension).astype(str), return_counts=True)
+    labels, counts = np.unique(groups.of(distinct, dimension).astype(str), return_counts=True)
     return {str(label): int(count) for label, count in zip(labels, counts, strict=True)}
 
 
@@ -220,7 +243,7 @@ def _representation() -> dict[str, dict[str, dict[str, float]]]:
     return {dimension: dict(sorted(groups.items())) for dimension, groups in result.items()}
 
 
-def _diversity(artifact: Artifact, profiles: dict[int, dict[str, str]], *, min_group: int) -> dict[str, Any]:
+def _diversity(artifact: Artifact, groups: GroupTable, *, min_group: int) -> dict[str, Any]:
     """Genre variety and popularity of what each group is recommended (the top 10 of the
     version's lists), against what it watched; exposure over the catalogue."""
     slugs = [str(slug) for slug in artifact["movies"]]
@@ -268,7 +291,7 @@ def _diversity(artifact: Artifact, profiles: dict[int, dict[str, str]], *, min_g
     recommended_genres = recommended @ movie_genres
     watched_genres = seen @ movie_genres
     for dimension in DIMENSIONS:
-        labels = _labels(viewers, profiles, dimension).astype(str)
+        labels = groups.of(viewers, dimension).astype(str)
         rows: dict[str, Any] = {}
         for group in sorted(set(labels.tolist())):
             members = labels == group

@@ -22,3 +22,12 @@ def feedback_windows_daily() -> str:
 
     windows = feedback_windows_compute()
     return f"{len(windows)} feedback windows"
+
+
+def served_reports_daily() -> str:
+    """The schedule's task (hourly, doing nothing once a day is done): each past day's report on
+    what was served, once its answers have had their time to be followed."""
+    from fairness.served import served_reports_catch_up
+
+    reports = served_reports_catch_up()
+    return f"{len(reports)} served fairness reports" + "".join(f"; {report}" for report in reports)

@@ -257,6 +257,12 @@ FAIRNESS_AFTER_TRAINING = env_bool("FAIRNESS_AFTER_TRAINING", True)
 # NDCG@10 below this share of the best's, or its RMSE above the best's by more than this.
 FAIRNESS_MIN_NDCG_RATIO = env_float("FAIRNESS_MIN_NDCG_RATIO", 0.8, minimum=0.0, maximum=1.0)
 FAIRNESS_MAX_RMSE_GAP = env_float("FAIRNESS_MAX_RMSE_GAP", 0.1, minimum=0.0)
+# The daily report on what was served: an answer is followed when the viewer starts one of its
+# movies this soon after it (the canary analysis' window); a day is reported once that much of
+# the next day has passed. Past the bound, the worst compared group's lists were followed less
+# than this share as often as the best's.
+FAIRNESS_FOLLOW_HOURS = env_float("FAIRNESS_FOLLOW_HOURS", 1.0, minimum=0.01, maximum=168.0)
+FAIRNESS_MIN_FOLLOW_RATIO = env_float("FAIRNESS_MIN_FOLLOW_RATIO", 0.8, minimum=0.0, maximum=1.0)
 
 # --- Serving -----------------------------------------------------------------------------------
 # embedded: one server holds stable and canary and splits viewers by a hash of their id (the

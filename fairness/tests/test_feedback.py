@@ -115,9 +115,10 @@ def test_the_trends_page_charts_every_window(hand_built, client, django_user_mod
     assert 'data-chart="feedback-homogenisation"' in page.content.decode()
 
 
-def test_the_daily_task_is_scheduled(db):
+def test_the_daily_tasks_are_scheduled(db):
     from django_q.models import Schedule
 
     call_command("setup_schedules")
 
     assert Schedule.objects.get(name="feedback loops").func == "fairness.tasks.feedback_windows_daily"
+    assert Schedule.objects.get(name="fairness of what was served").func == "fairness.tasks.served_reports_daily"

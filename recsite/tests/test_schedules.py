@@ -17,6 +17,7 @@ def test_setup_schedules_is_idempotent(db, settings):
 
     assert sorted(Schedule.objects.values_list("name", "func")) == [
         ("check canary", "releases.tasks.release_evaluate_active"),
+        ("fairness of what was served", "fairness.tasks.served_reports_daily"),
         ("feedback loops", "fairness.tasks.feedback_windows_daily"),
         ("retrain models", "recommender.tasks.model_retrain"),
     ]

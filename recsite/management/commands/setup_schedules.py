@@ -26,6 +26,13 @@ def _schedules() -> list[dict[str, Any]]:
             "minutes": 24 * 60,
         },
         {
+            # Hourly, so a day is reported soon after its follow window; a done day costs a query.
+            "name": "fairness of what was served",
+            "func": "fairness.tasks.served_reports_daily",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 60,
+        },
+        {
             "name": "check canary",
             "func": "releases.tasks.release_evaluate_active",
             "schedule_type": Schedule.MINUTES,

@@ -1,0 +1,326 @@
+"""Fairness of what was actually served, per demographic group, one window (a day) at a time.
+
+A version's report (``fairness.services``) measures a model on held-out ratings. This one
+measures what people got, from the provenance rows and the stream, whatever served them
+(stable, canary, cold start, a degraded answer, exploration). For gender, age bracket and
+occupation and the intersections gender x age and gender x occupation:
+
+- **follow rate**: the share of the group's answers followed by a watch of one of their movies
+  within ``FAIRNESS_FOLLOW_HOURS`` (the definition the canary analysis uses), with a bootstrap
+  interval, and its disparity between the groups large enough to compare;
+- **how the group was served**: its share of the answers against its share of the viewers
+  served and of all viewers, cold-start and explored shares;
+- **diversity**: the genre entropy of what the group was shown against what it started
+  watching in the window, the genre diversity within a list, the popularity of what it was
+  shown;
+- **exposure** over the catalogue: coverage, Gini, movies never shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from catalog.models import Movie, Watch
+from core.db import integer_columns
+from core.notifications import notification_send
+from fairness import metrics
+from fairness.models import ServedFairnessReport
+from fairness.services import DIMENSIONS, FairnessError, GroupTable, group_table_load
+from provenance.models import Recommendation
+from provenance.selectors import ServedAnswers, answers_followed, served_answers
+from recommender.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+DIVERSITY_SAMPLE = 200_000  # answers whose list diversity is computed (a seeded sample past it)
+CATCH_UP_DAYS = 7  # the daily task fills in missing days this far back
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    """The catalogue as arrays indexed by movie pk."""
+
+    known: np.ndarray  # a movie has this pk
+    slugs: np.ndarray
+    genres: sp.csr_matrix  # pk x genre, 0/1
+    popularity: np.ndarray  # share of viewers who watched it
+
+    @property
+    def size(self) -> int:
+        return int(self.known.sum())
+
+
+def served_report_create(
+    *,
+    start: datetime,
+    end: datetime,
+    bootstrap: int | None = None,
+    seed: int = 0,
+    min_group: int | None = None,
+    follow_hours: float | None = None,
+) -> ServedFairnessReport:
+    """Compute the report on the answers served in [start, end), store it (replacing one of the
+    same window), and notify people of disparities past the bounds."""
+    started = time.perf_counter()
+    if end <= start:
+        raise FairnessError(f"the window must end after it starts ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M})")
+    bootstrap = settings.FAIRNESS_BOOTSTRAP if bootstrap is None else bootstrap
+    min_group = settings.FAIRNESS_MIN_GROUP_VIEWERS if min_group is None else min_group
+    follow_hours = settings.FAIRNESS_FOLLOW_HOURS if follow_hours is None else follow_hours
+    answers = served_answers(start=start, end=end)
+    if not len(answers):
+        raise FairnessError(f"no answer was served from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}")
+    followed = answers_followed(answers, within=timedelta(hours=follow_hours))
+    catalogue = _catalogue()
+    groups = group_table_load()
+    watched = integer_columns(
+        Watch.objects.filter(first_seen_at__gte=start, first_seen_at__lt=end).values_list("viewer_id", "movie_id")
+    )
+    diversity = _list_diversity(answers, catalogue, seed=seed)
+    figures: dict[str, Any] = {
+        "answers": len(answers),
+        "viewers": len(np.unique(answers.viewers)),
+        "followed": round(float(followed.mean()), 5),
+        "versions": _versions(answers),
+        "strategies": _counts(answers.strategies),
+        "exposure": _exposure(answers, catalogue),
+        "dimensions": {
+            dimension: _dimension(
+                dimension,
+                answers,
+                followed,
+                watched,
+                groups,
+                catalogue,
+                diversity,
+                bootstrap=bootstrap,
+                seed=seed,
+                min_group=min_group,
+            )
+            for dimension in DIMENSIONS
+        },
+    }
+    flags = _flags(figures)
+    report, _ = ServedFairnessReport.objects.update_or_create(
+        start=start,
+        end=end,
+        defaults={
+            "computed_at": timezone.now(),
+            "follow_hours": follow_hours,
+            "bootstrap": bootstrap,
+            "seed": seed,
+            "min_group_viewers": min_group,
+            "answers": len(answers),
+            "figures": figures,
+            "flags": flags,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    if flags:
+        notification_send(
+            subject=f"fairness: what was served {start:%Y-%m-%d} has {len(flags)} disparities past the bounds",
+            body="\n".join(flags),
+        )
+    logger.info("%s: %d answers, %d flags in %.1fs", report, len(answers), len(flags), report.seconds)
+    return report
+
+
+def served_reports_catch_up(*, now: datetime | None = None) -> list[ServedFairnessReport]:
+    """The daily task: each whole day (UTC) of the last ``CATCH_UP_DAYS`` that had answers and
+    has no report yet, once ``FAIRNESS_FOLLOW_HOURS`` of the next day has passed (so that its
+    last answers had their time to be followed). A missed day is filled in on the next run."""
+    now = now or timezone.now()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    reports = []
+    for back in range(CATCH_UP_DAYS, 0, -1):
+        start = today - timedelta(days=back)
+        end = start + timedelta(days=1)
+        if end + timedelta(hours=settings.FAIRNESS_FOLLOW_HOURS) > now:
+            continue
+        if ServedFairnessReport.objects.filter(start=start, end=end).exists():
+            continue
+        if not Recommendation.objects.filter(served_at__gte=start, served_at__lt=end, status=200).exists():
+            continue
+        reports.append(served_report_create(start=start, end=end))
+    return reports
+
+
+def _catalogue() -> _Catalogue:
+    rows = list(Movie.objects.values_list("id", "slug", "genres"))
+    span = max((pk for pk, _, _ in rows), default=0) + 1
+    known = np.zeros(span, dtype=bool)
+    slugs = np.full(span, "", dtype=object)
+    names = sorted({genre for _, _, genres in rows for genre in genres})
+    column = {genre: index for index, genre in enumerate(names)}
+    pairs = [(pk, column[genre]) for pk, _, genres in rows for genre in genres]
+    for pk, slug, _ in rows:
+        known[pk] = True
+        slugs[pk] = slug
+    watches = integer_columns(Watch.objects.order_by().values_list("movie_id").annotate(n=Count("id")))
+    viewers = max(int(Watch.objects.values("viewer_id").distinct().count()), 1) if len(watches) else 1
+    popularity = np.zeros(span)
+    if len(watches):
+        inside = watches[:, 0] < span
+        popularity[watches[inside, 0]] = watches[inside, 1] / viewers
+    return _Catalogue(
+        known=known,
+        slugs=slugs,
+        genres=sp.csr_matrix(
+            (np.ones(len(pairs), np.float32), ([pk for pk, _ in pairs], [g for _, g in pairs])),
+            shape=(span, len(names)),
+        ),
+        popularity=popularity,
+    )
+
+
+def _versions(answers: ServedAnswers) -> list[dict[str, int | None]]:
+    pks, counts = np.unique(answers.versions, return_counts=True)
+    numbers = dict(ModelVersion.objects.filter(pk__in=pks.tolist()).values_list("pk", "version"))
+    return [
+        {"version": numbers.get(int(pk)), "answers": int(count)}
+        for pk, count in sorted(zip(pks.tolist(), counts.tolist(), strict=True), key=lambda pair: -pair[1])
+    ]
+
+
+def _counts(values: np.ndarray) -> dict[str, int]:
+    names, counts = np.unique(values.astype(str), return_counts=True)
+    return {str(name): int(count) for name, count in zip(names, counts, strict=True)}
+
+
+def _exposure(answers: ServedAnswers, catalogue: _Catalogue) -> dict[str, Any]:
+    shown = answers.items[answers.items >= 0]
+    counts = np.bincount(shown, minlength=len(catalogue.known))[: len(catalogue.known)]
+    exposure = counts[catalogue.known]
+    never = catalogue.known & (counts == 0)
+    most_watched = np.argsort(-np.where(never, catalogue.popularity, -1.0), kind="stable")[:10]
+    return {
+        "catalogue": catalogue.size,
+        "coverage": round(float((exposure > 0).mean()), 5) if len(exposure) else None,
+        "gini": round(metrics.gini(exposure), 5) if len(exposure) else None,
+        "never_recommended": int(never.sum()),
+        "never_recommended_most_watched": [str(catalogue.slugs[pk]) for pk in most_watched if never[pk]],
+    }
+
+
+def _list_diversity(answers: ServedAnswers, catalogue: _Catalogue, *, seed: int) -> np.ndarray:
+    """Each answer's intra-list genre diversity (NaN where not computed): of every answer up to
+    ``DIVERSITY_SAMPLE``, of a seeded sample past it (its cost grows with the slots squared)."""
+    result = np.full(len(answers), np.nan)
+    rows = np.arange(len(answers))
+    if len(rows) > DIVERSITY_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, DIVERSITY_SAMPLE, replace=False))
+    result[rows] = metrics.list_diversities(answers.items[rows], catalogue.genres)
+    return result
+
+
+def _dimension(
+    dimension: str,
+    answers: ServedAnswers,
+    followed: np.ndarray,
+    watched: np.ndarray,
+    groups: GroupTable,
+    catalogue: _Catalogue,
+    diversity: np.ndarray,
+    *,
+    bootstrap: int,
+    seed: int,
+    min_group: int,
+) -> dict[str, Any]:
+    labels = groups.of(answers.viewers, dimension).astype(str)
+    names, codes = np.unique(labels, return_inverse=True)
+    count = len(names)
+    answered = np.bincount(codes, minlength=count)
+    viewer_pairs = np.unique(np.stack([codes, answers.viewers]), axis=1)
+    served_viewers = np.bincount(viewer_pairs[0], minlength=count)
+    population = _counts(groups.labels[dimension][groups.codes].astype(str)) if len(groups.ids) else {}
+    known_viewers = max(len(groups.ids), 1)
+    follow = metrics.grouped_metric(
+        metrics.mean_of_truth, followed.astype(np.float64), np.zeros(len(followed)), labels, n_boot=bootstrap, seed=seed
+    )
+    valid = answers.items >= 0
+    slots = np.bincount(codes, weights=valid.sum(axis=1), minlength=count)
+    explored = np.bincount(codes, weights=(answers.explored & valid).sum(axis=1), minlength=count)
+    cold = np.bincount(codes, weights=np.char.startswith(answers.strategies.astype(str), "cold"), minlength=count)
+    popularity = _row_means(np.where(valid, catalogue.popularity[np.maximum(answers.items, 0)], 0.0), valid)
+    shown_genres = _genre_counts(np.repeat(codes, valid.sum(axis=1)), answers.items[valid], count, catalogue)
+    watched_codes = _codes_of(groups.of(watched[:, 0], dimension).astype(str), names)
+    watched_here = (watched_codes >= 0) & (watched[:, 1] < len(catalogue.known))
+    watched_genres = _genre_counts(watched_codes[watched_here], watched[watched_here, 1], count, catalogue)
+    rows: dict[str, dict[str, Any]] = {}
+    for index, name in enumerate(names.tolist()):
+        members = codes == index
+        figure = follow.groups.get(name, metrics.GroupFigure(None, None, None))
+        rows[name] = {
+            "viewers": int(served_viewers[index]),
+            "answers": int(answered[index]),
+            "small": bool(served_viewers[index] < min_group),
+            "follow_rate": [_round(figure.value), _round(figure.low), _round(figure.high)],
+            "cold_start_share": round(float(cold[index] / answered[index]), 5),
+            "explored_share": round(float(explored[index] / slots[index]), 5) if slots[index] else 0.0,
+            "answer_share": round(float(answered[index] / len(answers)), 5),
+            "served_viewer_share": round(float(served_viewers[index] / max(len(viewer_pairs[0]), 1)), 5),
+            "population_share": round(population.get(name, 0) / known_viewers, 5),
+            "recommended_entropy": round(metrics.entropy(shown_genres[index]), 4),
+            "watched_entropy": (
+                round(metrics.entropy(watched_genres[index]), 4) if watched_genres[index].any() else None
+            ),
+            "intra_list_diversity": _round(_nanmean(diversity[members]), 4),
+            "popularity": _round(_nanmean(popularity[members]), 5),
+        }
+    compared = {name: row["follow_rate"][0] for name, row in rows.items() if not row["small"]}
+    return {
+        "groups": rows,
+        "disparity": {"follow_rate": metrics.disparity(compared, higher_is_better=True).__dict__},
+        "overall_follow_rate": [_round(follow.overall.value), _round(follow.overall.low), _round(follow.overall.high)],
+    }
+
+
+def _codes_of(labels: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Each label's index in the sorted ``names``, -1 for a label not among them."""
+    if not len(names):
+        return np.full(len(labels), -1, dtype=np.int64)
+    found = np.minimum(np.searchsorted(names, labels), len(names) - 1)
+    return np.where(names[found] == labels, found, -1)
+
+
+def _genre_counts(codes: np.ndarray, movies: np.ndarray, groups: int, catalogue: _Catalogue) -> np.ndarray:
+    """groups x genres: how many times each group met each genre among ``movies``."""
+    shown = sp.csr_matrix((np.ones(len(codes), np.float32), (codes, movies)), shape=(groups, catalogue.genres.shape[0]))
+    return np.asarray((shown @ catalogue.genres).todense())
+
+
+def _row_means(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    sizes = valid.sum(axis=1)
+    return np.where(sizes > 0, values.sum(axis=1) / np.maximum(sizes, 1), np.nan)
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None
+
+
+def _round(value: float | None, digits: int = 5) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _flags(figures: dict[str, Any]) -> list[str]:
+    flags = []
+    bound = settings.FAIRNESS_MIN_FOLLOW_RATIO
+    for dimension, section in figures["dimensions"].items():
+        gap = section["disparity"]["follow_rate"]
+        if gap["ratio"] is not None and gap["ratio"] < bound:
+            flags.append(
+                f"{dimension}: the lists served to {gap['worst']} were followed {gap['ratio']:.0%} as often as "
+                f"{gap['best']}'s (bound {bound:.0%})"
+            )
+    return flags
