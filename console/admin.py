@@ -17,7 +17,7 @@ from django.utils.http import urlencode
 from catalog.admin import ViewerAdmin
 from catalog.models import Viewer
 from console import selectors
-from fairness.selectors import fairness_report_latest
+from fairness.selectors import fairness_report_latest, viewer_diversity_chart
 from provenance.admin import RecommendationAdmin
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
@@ -42,6 +42,7 @@ class ConsoleViewerAdmin(ViewerAdmin):
             context.update(
                 history=selectors.viewer_history(viewer),
                 activity_chart=selectors.viewer_activity_chart(viewer),
+                diversity_chart=viewer_diversity_chart(viewer.pk),
             )
         return super().change_view(request, object_id, form_url, context)
 

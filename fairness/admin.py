@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse
 
 from core.admin_kit import ReadOnlyAdmin, admin_link
@@ -84,17 +85,36 @@ class ServedFairnessReportAdmin(ByDimensionAdmin):
         }
 
 
+class DimensionChangeList(ChangeList):
+    """A change list whose ``?dimension=`` picks the charts' groups rather than filtering rows."""
+
+    def get_filters_params(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        lookup = super().get_filters_params(params)
+        lookup.pop("dimension", None)
+        return lookup
+
+
 @admin.register(FeedbackWindow)
 class FeedbackWindowAdmin(ReadOnlyAdmin):
     """Feedback-loop figures per window, with their trends charted above the list."""
 
     list_display = ["start", "end", "answers", "coverage", "gini", "stopped", "homogenisation"]
     change_list_template = "fairness/feedback_windows.html"
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return DimensionChangeList
+
     fields = ["start", "end", "computed_at", "figures"]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        dimension = selectors.report_dimension(request.GET.get("dimension", ""))
         windows = list(FeedbackWindow.objects.order_by("start")[:365])
-        return super().changelist_view(request, {**(extra_context or {}), "charts": selectors.feedback_charts(windows)})
+        context = {
+            "charts": selectors.feedback_charts(windows, dimension),
+            "dimension": dimension,
+            "dimensions": DIMENSIONS,
+        }
+        return super().changelist_view(request, {**(extra_context or {}), **context})
 
     @admin.display(description="answers")
     def answers(self, window: FeedbackWindow) -> object:

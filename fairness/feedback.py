@@ -4,9 +4,11 @@
   window; whether what was recommended in one window is what gets watched in the next (Spearman
   correlation across movies, and the most recommended movies with their next window's watches
   and mean rating); movies recommended once that stopped being recommended and never came back.
-- **Filter bubble**: the genre entropy of what each gender watched in the window and the mean
-  of each viewer's own, and homogenisation: the mean Jaccard similarity of the watched sets of
-  sampled pairs of viewers (as the T-RECS simulator measures it).
+- **Filter bubble**: the genre entropy of what each group (in every dimension) watched in the
+  window, each viewer's own (its mean per group, and its quartiles over everyone), and
+  homogenisation: the mean Jaccard similarity of the watched sets of sampled pairs of viewers
+  (as the T-RECS simulator measures it). A single viewer's series is read on demand
+  (``fairness.selectors.viewer_diversity_chart``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django.utils import timezone
 from catalog.models import Movie, Rating, Watch
 from fairness import metrics
 from fairness.models import FeedbackWindow
-from fairness.services import GENDERS
+from fairness.services import DIMENSIONS, GroupTable, group_table_load
 from provenance.models import Recommendation
 
 PAIRS = 2000  # viewer pairs sampled per window for homogenisation
@@ -55,6 +57,7 @@ def feedback_windows_compute(
     genres = dict(Movie.objects.values_list("id", "genres"))
     slugs = dict(Movie.objects.values_list("slug", "id"))
     catalogue = len(genres)
+    groups = group_table_load()
     exposures = [_exposure(low, high, slugs) for low, high in bounds]
     watches = [_watches(low, high) for low, high in bounds]
     figures = []
@@ -67,7 +70,7 @@ def feedback_windows_compute(
                 "coverage": round(len(exposure["counts"]) / catalogue, 5) if catalogue else None,
                 "gini": round(metrics.gini([exposure["counts"].get(m, 0) for m in genres]), 5) if genres else None,
                 "echo": _echo(exposure["counts"], following),
-                **_bubble(watches[index], genres, np.random.default_rng(seed + index)),
+                **_bubble(watches[index], genres, groups, np.random.default_rng(seed + index)),
             }
         )
     _stopped(exposures, figures)
@@ -93,18 +96,16 @@ def _exposure(low: datetime, high: datetime, slugs: dict[str, int]) -> dict[str,
 
 
 def _watches(low: datetime, high: datetime) -> dict[str, Any]:
-    """Who started watching what in the window (with the viewer's gender), and the ratings given."""
+    """Who started watching what in the window, and the ratings given."""
     by_viewer: dict[int, set[int]] = defaultdict(set)
-    gender_of: dict[int, str] = {}
-    for viewer, movie, gender in Watch.objects.filter(first_seen_at__gte=low, first_seen_at__lt=high).values_list(
-        "viewer_id", "movie_id", "viewer__gender"
+    for viewer, movie in Watch.objects.filter(first_seen_at__gte=low, first_seen_at__lt=high).values_list(
+        "viewer_id", "movie_id"
     ):
         by_viewer[viewer].add(movie)
-        gender_of[viewer] = GENDERS.get(gender, "unknown")
     scores: dict[int, list[int]] = defaultdict(list)
     for movie, score in Rating.objects.filter(rated_at__gte=low, rated_at__lt=high).values_list("movie_id", "score"):
         scores[movie].append(score)
-    return {"by_viewer": by_viewer, "gender_of": gender_of, "scores": scores}
+    return {"by_viewer": by_viewer, "scores": scores}
 
 
 def _echo(recommended: Counter[int], following: dict[str, Any] | None) -> dict[str, Any]:
@@ -147,22 +148,46 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _bubble(watches: dict[str, Any], genres: dict[int, list[str]], rng: np.random.Generator) -> dict[str, Any]:
+def _bubble(
+    watches: dict[str, Any], genres: dict[int, list[str]], groups: GroupTable, rng: np.random.Generator
+) -> dict[str, Any]:
     by_viewer: dict[int, set[int]] = watches["by_viewer"]
-    per_gender: dict[str, Counter[str]] = defaultdict(Counter)
-    own: list[float] = []
-    for viewer, movies in by_viewer.items():
-        counted = Counter(genre for movie in movies for genre in genres.get(movie, []))
-        per_gender[watches["gender_of"][viewer]].update(counted)
-        per_gender["everyone"].update(counted)
-        if len(movies) >= 2:
-            own.append(metrics.entropy(list(counted.values())))
+    viewers = np.array(sorted(by_viewer), dtype=np.int64)
+    labels = {
+        dimension: dict(zip(viewers.tolist(), groups.of(viewers, dimension).tolist(), strict=True))
+        for dimension in DIMENSIONS
+    }
+    # A viewer's own variety needs two movies at least: one movie is no choice between genres.
+    own = {
+        viewer: metrics.entropy(list(Counter(genre for movie in movies for genre in genres.get(movie, [])).values()))
+        for viewer, movies in by_viewer.items()
+        if len(movies) >= 2
+    }
+    per_group: dict[str, dict[str, dict[str, Any]]] = {}
+    for dimension in DIMENSIONS:
+        together = metrics.genre_entropy_by_group(by_viewer, labels[dimension], genres)
+        together.pop("everyone", None)
+        sizes = Counter(labels[dimension].values())
+        own_by_group: dict[str, list[float]] = defaultdict(list)
+        for viewer, value in own.items():
+            own_by_group[labels[dimension][viewer]].append(value)
+        per_group[dimension] = {
+            group: {
+                "viewers": sizes[group],
+                "entropy": entropy,
+                "viewer_entropy": round(float(np.mean(own_by_group[group])), 4) if own_by_group[group] else None,
+            }
+            for group, entropy in together.items()
+        }
+    own_values = np.array(list(own.values()))
     return {
         "active_viewers": len(by_viewer),
-        "genre_entropy": {
-            group: round(metrics.entropy(list(c.values())), 4) for group, c in sorted(per_gender.items())
-        },
-        "viewer_genre_entropy": round(float(np.mean(own)), 4) if own else None,
+        "genre_entropy": metrics.genre_entropy_by_group(by_viewer, labels["gender"], genres),
+        "viewer_genre_entropy": round(float(own_values.mean()), 4) if len(own_values) else None,
+        "viewer_genre_entropy_quartiles": (
+            [round(float(q), 4) for q in np.quantile(own_values, [0.25, 0.5, 0.75])] if len(own_values) else None
+        ),
+        "groups": per_group,
         "homogenisation": homogenisation(list(by_viewer.values()), rng),
     }
 

@@ -24,6 +24,7 @@ import numpy as np
 from catalog.services import movielens_import
 from fairness import metrics
 from fairness.feedback import homogenisation
+from fairness.services import GENDERS
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
 from recommender.services import model_train, model_version_set_status
@@ -173,19 +174,14 @@ def _figures(
     explored: list[int],
 ) -> dict[str, Any]:
     exposure = Counter(movie for listed in lists.values() for movie in listed)
-    genres_of = [set(movie.genres) for movie in world.movies]
-    per_gender: dict[str, Counter[str]] = defaultdict(Counter)
-    for viewer, movies in watched.items():
-        gender = {"F": "female", "M": "male"}.get(world.viewers[viewer].gender, "other")
-        per_gender[gender].update(genre for movie in movies for genre in genres_of[movie])
+    genres_of = {index: movie.genres for index, movie in enumerate(world.movies)}
+    gender_of = {viewer: GENDERS.get(world.viewers[viewer].gender, "unknown") for viewer in watched}
     ndcgs = [_ndcg(world, viewer, listed[:10], seen[viewer]) for viewer, listed in lists.items()]
     return {
         "gini": round(metrics.gini([exposure.get(m, 0) for m in range(len(world.movies))]), 4),
         "coverage": round(len(exposure) / len(world.movies), 4),
         "explored": len(explored),
-        "genre_entropy": {
-            group: round(metrics.entropy(list(c.values())), 4) for group, c in sorted(per_gender.items())
-        },
+        "genre_entropy": metrics.genre_entropy_by_group(watched, gender_of, genres_of),
         "homogenisation": homogenisation(list(watched.values()), np.random.default_rng(0)),
         "ndcg@10": round(float(np.mean(ndcgs)), 4) if ndcgs else None,
     }

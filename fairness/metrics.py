@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Hashable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import combinations
@@ -39,6 +40,19 @@ def gini(values: Sequence[float] | np.ndarray) -> float:
         return 0.0
     ranks = np.arange(1, n + 1)
     return float((2 * (ranks * amounts).sum()) / (n * total) - (n + 1) / n)
+
+
+def genre_entropy_by_group(
+    watched: Mapping[int, Iterable[int]], group_of: Mapping[int, str], genres_of: Mapping[int, Iterable[str]]
+) -> dict[str, float]:
+    """The genre entropy of what each group of viewers watched together (a movie counts once per
+    viewer who watched it, each of its genres once), and of everyone's together."""
+    per_group: dict[str, Counter[str]] = defaultdict(Counter)
+    for viewer, movies in watched.items():
+        counted = Counter(genre for movie in movies for genre in genres_of.get(movie, ()))
+        per_group[group_of[viewer]].update(counted)
+        per_group["everyone"].update(counted)
+    return {group: round(entropy(list(counts.values())), 4) for group, counts in sorted(per_group.items())}
 
 
 def jaccard(first: AbstractSet[Hashable], second: AbstractSet[Hashable]) -> float:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import timedelta
 from typing import Any
 
+from catalog.models import Watch
 from core.charts import Chart, Series
+from fairness import metrics
 from fairness.models import FairnessReport, FeedbackWindow, ServedFairnessReport
 from fairness.services import DIMENSIONS
 from recommender.models import ModelVersion
@@ -164,9 +168,13 @@ def served_charts(report: ServedFairnessReport, dimension: str) -> list[Chart]:
     ]
 
 
-def feedback_charts(windows: list[FeedbackWindow]) -> list[Chart]:
+GROUP_LINES = 10  # the largest groups drawn in a per-group trend
+
+
+def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0]) -> list[Chart]:
     """The feedback-loop trends over windows: exposure concentration, what was shown against
-    what was watched next, consumption diversity and homogenisation."""
+    what was watched next, consumption diversity (everyone's, per group of ``dimension``, a
+    viewer's own) and homogenisation."""
     labels = [f"{window.start:%m-%d %H:%M}" for window in windows]
 
     def figure(key: str) -> list[float | None]:
@@ -212,6 +220,21 @@ def feedback_charts(windows: list[FeedbackWindow]) -> list[Chart]:
             empty_hint=hint,
         ),
         Chart(
+            "feedback-viewer-diversity",
+            "Filter bubble: a viewer's own genre entropy (viewers with two movies or more)",
+            labels,
+            [
+                Series(
+                    name,
+                    [(window.figures.get("viewer_genre_entropy_quartiles") or [None] * 3)[i] for window in windows],
+                )
+                for i, name in enumerate(("lower quartile", "median", "upper quartile"))
+            ],
+            unit="bits",
+            empty_hint=hint,
+        ),
+        *_group_trends(windows, labels, dimension, hint),
+        Chart(
             "feedback-homogenisation",
             "Homogenisation: mean Jaccard of two viewers' watched sets",
             labels,
@@ -219,3 +242,76 @@ def feedback_charts(windows: list[FeedbackWindow]) -> list[Chart]:
             empty_hint=hint,
         ),
     ]
+
+
+def _group_trends(windows: list[FeedbackWindow], labels: list[str], dimension: str, hint: str) -> list[Chart]:
+    """Per group of ``dimension``: the genre entropy of what it watched together, and the mean of
+    its viewers' own, over windows; the ``GROUP_LINES`` groups with the most active viewers."""
+    sizes: Counter[str] = Counter()
+    for window in windows:
+        for group, row in window.figures.get("groups", {}).get(dimension, {}).items():
+            sizes[group] += row.get("viewers", 0)
+    shown = sorted(group for group, _ in sizes.most_common(GROUP_LINES))
+    note = (
+        [f"The {GROUP_LINES} groups with the most active viewers of {len(sizes)}."] if len(sizes) > GROUP_LINES else []
+    )
+
+    def series(key: str) -> list[Series]:
+        return [
+            Series(
+                group,
+                [window.figures.get("groups", {}).get(dimension, {}).get(group, {}).get(key) for window in windows],
+            )
+            for group in shown
+        ]
+
+    return [
+        Chart(
+            f"feedback-groups-{key.replace('_', '-')}",
+            f"{title} per {dimension}",
+            labels,
+            series(key),
+            unit="bits",
+            empty_hint=hint,
+            notes=note,
+        )
+        for key, title in (
+            ("entropy", "Genre entropy of what each group watched"),
+            ("viewer_entropy", "A viewer's own genre entropy, mean"),
+        )
+    ]
+
+
+def viewer_diversity_chart(viewer_id: int, *, days: int = 90) -> Chart:
+    """One viewer's filter bubble: the genre entropy of what they started watching each day they
+    watched, and of everything they had watched up to that day, over their last ``days`` days."""
+    watched = list(
+        Watch.objects.filter(viewer_id=viewer_id)
+        .order_by("first_seen_at")
+        .values_list("first_seen_at", "movie__genres")
+    )
+    if watched:
+        first_day = watched[-1][0].date() - timedelta(days=days - 1)
+        earlier = [genres for moment, genres in watched if moment.date() < first_day]
+        watched = [(moment, genres) for moment, genres in watched if moment.date() >= first_day]
+    else:
+        earlier = []
+    so_far: Counter[str] = Counter(genre for genres in earlier for genre in genres)
+    per_day: dict[str, Counter[str]] = {}
+    running: dict[str, float] = {}
+    for moment, genres in watched:
+        day = f"{moment:%Y-%m-%d}"
+        per_day.setdefault(day, Counter()).update(genres)
+        so_far.update(genres)
+        running[day] = round(metrics.entropy(list(so_far.values())), 4)
+    return Chart(
+        "viewer-diversity",
+        "Genre variety of what they watched (entropy)",
+        list(per_day),
+        [
+            Series("that day", [round(metrics.entropy(list(counts.values())), 4) for counts in per_day.values()]),
+            Series("everything so far", list(running.values())),
+        ],
+        unit="bits",
+        empty_hint="No watches yet.",
+    )

@@ -80,6 +80,7 @@ def test_consumption_diversity_and_homogenisation(hand_built):
     assert first.figures["genre_entropy"]["male"] == 0.0
     # Jaccard of {a, b} and {a}: 1/2.
     assert first.figures["homogenisation"] == pytest.approx(0.5)
+    assert first.figures["viewer_genre_entropy_quartiles"] == [1.0, 1.0, 1.0]
     # Day 2: {c}, {c}, {a, c}: pairs 1, 1/2, 1/2.
     assert second.figures["homogenisation"] == pytest.approx(2 / 3, abs=1e-5)
 
@@ -113,6 +114,45 @@ def test_the_trends_page_charts_every_window(hand_built, client, django_user_mod
         "everyone", "female", "male", "a viewer's own (mean)",
     ]  # fmt: skip
     assert 'data-chart="feedback-homogenisation"' in page.content.decode()
+    assert charts["feedback-viewer-diversity"].series[1].values == [1.0, 0.9183]  # the median viewer's own
+
+
+def test_consumption_diversity_per_group_in_every_dimension(hand_built):
+    first, second = feedback_windows_compute(until=DAY + timedelta(days=2))
+
+    # Day 1: female (viewer 1) watched Drama, Comedy; male (viewer 2) Drama only.
+    assert first.figures["groups"]["gender"] == {
+        "female": {"viewers": 1, "entropy": 1.0, "viewer_entropy": 1.0},
+        "male": {"viewers": 1, "entropy": 0.0, "viewer_entropy": None},
+    }
+    # Day 2: male viewers 2 {c} and 3 {a, c}: Drama 3, Comedy 2 together; viewer 3's own Drama 2, Comedy 1.
+    assert second.figures["groups"]["gender"]["male"] == {"viewers": 2, "entropy": 0.971, "viewer_entropy": 0.9183}
+    assert set(second.figures["groups"]) == {"gender", "age", "occupation", "gender x age", "gender x occupation"}
+    assert second.figures["groups"]["age"]["unknown"]["viewers"] == 3
+
+
+def test_the_trends_page_draws_the_groups_of_the_dimension_asked_for(hand_built, admin_client):
+    feedback_windows_compute(until=DAY + timedelta(days=2))
+
+    page = admin_client.get("/admin/fairness/feedbackwindow/", {"dimension": "gender x age"})
+
+    assert page.status_code == 200  # the change list does not take ?dimension= for a filter
+    charts = {chart.key: chart for chart in page.context["charts"]}
+    entropy = charts["feedback-groups-entropy"]
+    assert entropy.title == "Genre entropy of what each group watched per gender x age"
+    assert [series.label for series in entropy.series] == ["female unknown", "male unknown"]
+    assert [series.values for series in entropy.series] == [[1.0, 1.0], [0.0, 0.971]]
+
+
+def test_a_viewers_own_variety_day_by_day_and_so_far(hand_built):
+    from fairness.selectors import viewer_diversity_chart
+
+    chart = viewer_diversity_chart(2)
+
+    # Viewer 2: a (Drama) on day 1, c (Drama, Comedy) on day 2.
+    assert chart.labels == ["2026-11-01", "2026-11-02"]
+    assert [series.values for series in chart.series] == [[0.0, 1.0], [0.0, 0.9183]]
+    assert viewer_diversity_chart(99).has_data is False
 
 
 def test_the_daily_tasks_are_scheduled(db):

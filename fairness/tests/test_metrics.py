@@ -114,3 +114,13 @@ def test_bootstrapping_a_sample_keeps_the_figures_of_every_row():
 
     assert sampled.groups["f"].value == full.groups["f"].value
     assert full.groups["f"].low is None
+
+
+def test_genre_entropy_of_what_each_group_watched_together():
+    watched = {1: {10, 11}, 2: {10}, 3: {12}}
+    genres = {10: ["Drama"], 11: ["Comedy"], 12: []}  # a movie without genres adds nothing
+
+    by_group = metrics.genre_entropy_by_group(watched, {1: "f", 2: "m", 3: "m"}, genres)
+
+    # Everyone: Drama twice, Comedy once.
+    assert by_group == {"everyone": 0.9183, "f": 1.0, "m": 0.0}
