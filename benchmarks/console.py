@@ -32,7 +32,20 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=2_000_000)
     parser.add_argument("--movies", type=int, default=27_000)
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="recsite-console-", dir=os.environ.get("SCALE_DIR")))
+    scratch = django_in_scratch("recsite-console-")
+    started = time.perf_counter()
+    fill(args.viewers, args.movies, args.answers)
+    print(
+        f"console at scale: {args.viewers:,} viewers, {args.movies:,} movies, {args.answers:,} answers "
+        f"(written in {time.perf_counter() - started:.0f}s); scratch {scratch}",
+        flush=True,
+    )
+    _measure()
+
+
+def django_in_scratch(prefix: str) -> Path:
+    """Django set up on a migrated SQLite database in a new scratch directory (under SCALE_DIR)."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("SCALE_DIR")))
     from benchmarks.serving import scratch_environment
 
     os.environ.update(scratch_environment(scratch))
@@ -43,17 +56,10 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    started = time.perf_counter()
-    _fill(args.viewers, args.movies, args.answers)
-    print(
-        f"console at scale: {args.viewers:,} viewers, {args.movies:,} movies, {args.answers:,} answers "
-        f"(written in {time.perf_counter() - started:.0f}s); scratch {scratch}",
-        flush=True,
-    )
-    _measure()
+    return scratch
 
 
-def _fill(viewers: int, movies: int, answers: int) -> None:
+def fill(viewers: int, movies: int, answers: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 

@@ -136,6 +136,17 @@ def _manage(env: dict[str, str], *args: str) -> float:
     return time.perf_counter() - started
 
 
+def _measured(env: dict[str, str], *args: str) -> tuple[float, float]:
+    """A manage.py command's seconds and its own peak resident memory (GB)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([PYTHON, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, ["manage.py", *args])
+    return time.perf_counter() - started, usage.ru_maxrss / 2**20
+
+
 def _rss_kb(pid: int) -> dict[str, int]:
     figures = {}
     try:
@@ -245,6 +256,8 @@ def _run(args: argparse.Namespace, scratch: Path, env: dict[str, str]) -> None:
     artifact = max((p for p in (scratch / "models").glob("v*") if p.is_dir()), key=lambda path: path.stat().st_mtime)
     size = sum(file.stat().st_size for file in artifact.glob("*.npy"))
     print(f"artifact   {size / 2**20:,.0f} MB in {len(list(artifact.glob('*.npy')))} files", flush=True)
+    seconds, peak = _measured(env, "fairness_report")
+    print(f"fairness   the version's report (default bootstrap) in {seconds:.0f}s, peak {peak:.2f} GB", flush=True)
 
     # Viewers the model never saw, with a history imported after training.
     rng = np.random.default_rng(args.seed + 1)

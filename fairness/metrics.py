@@ -205,6 +205,12 @@ def grouped_metric(
     return grouped_metrics({"metric": function}, truth, estimate, groups, **options)["metric"]
 
 
+def ratio_of_sums(truth: np.ndarray, estimate: np.ndarray) -> float:
+    """For counts per viewer (answers followed, answers): the share over all of them together."""
+    total = float(np.sum(estimate))
+    return float(np.sum(truth)) / total if total else math.nan
+
+
 def mean_of_estimate(_: np.ndarray, estimate: np.ndarray) -> float:
     """For a second per-viewer figure carried as the estimate (recall beside NDCG)."""
     return float(np.mean(np.asarray(estimate, np.float64)))

@@ -7,7 +7,8 @@ occupation and the intersections gender x age and gender x occupation:
 
 - **follow rate**: the share of the group's answers followed by a watch of one of their movies
   within ``FAIRNESS_FOLLOW_HOURS`` (the definition the canary analysis uses), with a bootstrap
-  interval, and its disparity between the groups large enough to compare;
+  interval that resamples viewers, not answers (one viewer's answers are not independent), and
+  its disparity between the groups large enough to compare;
 - **how the group was served**: its share of the answers against its share of the viewers
   served and of all viewers, cold-start and explored shares;
 - **diversity**: the genre entropy of what the group was shown against what it started
@@ -43,6 +44,9 @@ from recommender.models import ModelVersion
 logger = logging.getLogger(__name__)
 
 DIVERSITY_SAMPLE = 200_000  # answers whose list diversity is computed (a seeded sample past it)
+# Viewers behind the follow rate's intervals (a seeded sample past it): Fairlearn's cost grows
+# with the rows of each resample; 50,000 viewers keep an interval of a share within a point.
+BOOTSTRAP_VIEWERS = 50_000
 CATCH_UP_DAYS = 7  # the daily task fills in missing days this far back
 
 
@@ -244,8 +248,17 @@ def _dimension(
     served_viewers = np.bincount(viewer_pairs[0], minlength=count)
     population = _counts(groups.labels[dimension][groups.codes].astype(str)) if len(groups.ids) else {}
     known_viewers = max(len(groups.ids), 1)
+    # Per viewer: answers followed (truth) and answers (estimate); a group's ratio of the sums is
+    # its share of answers followed, and resampling these rows resamples viewers.
+    viewers, per_viewer = np.unique(answers.viewers, return_inverse=True)
     follow = metrics.grouped_metric(
-        metrics.mean_of_truth, followed.astype(np.float64), np.zeros(len(followed)), labels, n_boot=bootstrap, seed=seed
+        metrics.ratio_of_sums,
+        np.bincount(per_viewer, weights=followed).astype(np.float64),
+        np.bincount(per_viewer).astype(np.float64),
+        groups.of(viewers, dimension).astype(str),
+        n_boot=bootstrap,
+        seed=seed,
+        max_boot_rows=BOOTSTRAP_VIEWERS,
     )
     valid = answers.items >= 0
     slots = np.bincount(codes, weights=valid.sum(axis=1), minlength=count)

@@ -124,3 +124,9 @@ def test_genre_entropy_of_what_each_group_watched_together():
 
     # Everyone: Drama twice, Comedy once.
     assert by_group == {"everyone": 0.9183, "f": 1.0, "m": 0.0}
+
+
+def test_ratio_of_sums_is_the_share_over_every_viewers_answers_together():
+    # Viewers with 1 of 1 and 0 of 3 answers followed: 1 of 4, not the mean of 1 and 0.
+    assert metrics.ratio_of_sums(np.array([1.0, 0.0]), np.array([1.0, 3.0])) == 0.25
+    assert math.isnan(metrics.ratio_of_sums(np.array([]), np.array([])))
