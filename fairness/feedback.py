@@ -28,13 +28,20 @@ from fairness.services import DIMENSIONS, GroupTable, group_table_load
 from provenance.models import Recommendation
 
 PAIRS = 2000  # viewer pairs sampled per window for homogenisation
+# The daily task recomputes this many days, not the whole history: a window's echo and
+# "stopped" figures change as later windows come, but three months on they have settled.
+RECOMPUTED_DAYS = 90
 
 
 def feedback_windows_compute(
-    *, window: timedelta = timedelta(days=1), until: datetime | None = None, seed: int = 0
+    *,
+    window: timedelta = timedelta(days=1),
+    until: datetime | None = None,
+    since: datetime | None = None,
+    seed: int = 0,
 ) -> list[FeedbackWindow]:
-    """Compute and store every whole window from the first answer or watch up to ``until``
-    (now), replacing windows computed before; returns them in time order."""
+    """Compute and store every whole window from the first answer or watch (or ``since``) up to
+    ``until`` (now), replacing windows computed before; returns them in time order."""
     until = until or timezone.now()
     first = min(
         (
@@ -49,6 +56,7 @@ def feedback_windows_compute(
     )
     if first is None:
         return []
+    first = max(first, since) if since is not None else first
     start = first.replace(hour=0, minute=0, second=0, microsecond=0) if window >= timedelta(days=1) else first
     bounds = []
     while start + window <= until:

@@ -153,6 +153,16 @@ def grouped_metrics(
 
     if not len(truth):
         return {name: GroupedMetric(GroupFigure(None, None, None), {}, {}) for name in functions}
+    if len(truth) == 1:
+        # Fairlearn cannot tell one row of features from a row of several features; one row is
+        # its own figure, and every resample of it is the same row.
+        label = str(groups[0])
+        result = {}
+        for name, function in functions.items():
+            value = _finite(function(truth, estimate))
+            bounds = (value, value) if n_boot > 0 else (None, None)
+            result[name] = GroupedMetric(GroupFigure(value, *bounds), {label: GroupFigure(value, *bounds)}, {label: 1})
+        return result
     frame = MetricFrame(metrics=functions, y_true=truth, y_pred=estimate, sensitive_features=groups)
     labels, sizes = np.unique(groups, return_counts=True)
     low_frame: Any = None

@@ -17,10 +17,15 @@ def fairness_report_for_version(version_id: int) -> str:
 
 
 def feedback_windows_daily() -> str:
-    """The schedule's task: every whole day's feedback-loop figures, computed again."""
-    from fairness.feedback import feedback_windows_compute
+    """The schedule's task: the feedback-loop figures of every whole day of the last
+    ``RECOMPUTED_DAYS``, computed again."""
+    from datetime import timedelta
 
-    windows = feedback_windows_compute()
+    from django.utils import timezone
+
+    from fairness.feedback import RECOMPUTED_DAYS, feedback_windows_compute
+
+    windows = feedback_windows_compute(since=timezone.now() - timedelta(days=RECOMPUTED_DAYS))
     return f"{len(windows)} feedback windows"
 
 

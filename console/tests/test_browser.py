@@ -2,12 +2,16 @@
 installed by scripts/services.sh; Playwright's own browser download needs the internet)."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from fairness.feedback import feedback_windows_compute
+from fairness.served import served_report_create
 from fairness.services import fairness_report_create
 from provenance.models import Recommendation
 
@@ -53,11 +57,18 @@ def _charts_drawn(page: Page) -> list[tuple[str, bool]]:
 
 def test_every_page_opens_and_every_chart_draws(page, live_server, released):
     report = fairness_report_create(version=released.candidate, bootstrap=10, min_group=5)
+    now = timezone.now()
+    served = served_report_create(start=now - timedelta(days=1), end=now + timedelta(minutes=1), bootstrap=10)
+    feedback_windows_compute(
+        window=timedelta(minutes=1), since=now - timedelta(minutes=3), until=now + timedelta(minutes=2)
+    )
     # Logging in landed on the overview before the answers existed, and its traffic figures are
     # kept for a minute: start from fresh ones.
     cache.clear()
     pages = [
         reverse("admin:fairness_fairnessreport_change", args=[report.pk]),
+        reverse("admin:fairness_servedfairnessreport_change", args=[served.pk]),
+        reverse("admin:fairness_feedbackwindow_changelist"),
         reverse("admin:index"),
         reverse("admin:catalog_viewer_change", args=[13]),
         reverse("admin:recommender_modelversion_change", args=[released.candidate.pk]),
@@ -73,7 +84,10 @@ def test_every_page_opens_and_every_chart_draws(page, live_server, released):
         assert response.status == 200, path
         drawn.update(_charts_drawn(page))
 
-    expected = {"traffic-requests", "traffic-p99", "viewer-activity", "compare-ndcg", "release-weight", "fairness-ndcg"}
+    expected = {
+        "traffic-requests", "traffic-p99", "viewer-activity", "compare-ndcg", "release-weight", "fairness-ndcg",
+        "served-follow", "served-shares", "feedback-exposure",
+    }  # fmt: skip
     assert expected <= set(drawn)
     assert [key for key, ok in drawn.items() if not ok] == []
 

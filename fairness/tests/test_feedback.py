@@ -95,6 +95,17 @@ def test_computing_again_replaces_the_windows_and_the_command_prints_them(hand_b
     assert "2026-11-01 00:00" in out
 
 
+def test_only_the_windows_since_a_moment_are_computed_again(hand_built):
+    feedback_windows_compute(until=DAY + timedelta(days=2))
+    day_one = FeedbackWindow.objects.get(start=DAY)
+
+    windows = feedback_windows_compute(until=DAY + timedelta(days=2), since=DAY + timedelta(days=1))
+
+    assert [window.start for window in windows] == [DAY + timedelta(days=1)]
+    assert FeedbackWindow.objects.get(start=DAY).pk == day_one.pk  # the earlier day is kept as it was
+    assert FeedbackWindow.objects.count() == 2
+
+
 def test_nothing_to_compute_on_an_empty_database(db, capsys):
     call_command("feedback_loops")
 

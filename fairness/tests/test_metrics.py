@@ -130,3 +130,15 @@ def test_ratio_of_sums_is_the_share_over_every_viewers_answers_together():
     # Viewers with 1 of 1 and 0 of 3 answers followed: 1 of 4, not the mean of 1 and 0.
     assert metrics.ratio_of_sums(np.array([1.0, 0.0]), np.array([1.0, 3.0])) == 0.25
     assert math.isnan(metrics.ratio_of_sums(np.array([]), np.array([])))
+
+
+def test_a_single_row_is_its_own_figure_and_interval():
+    # Fairlearn cannot take one row of sensitive features; a day served to one viewer has one.
+    figure = metrics.grouped_metric(
+        metrics.ratio_of_sums, np.array([1.0]), np.array([4.0]), np.array(["f"]), n_boot=10, seed=0
+    )
+    without = metrics.grouped_metric(metrics.rmse, np.array([3.0]), np.array([4.0]), np.array(["f"]), n_boot=0, seed=0)
+
+    assert figure.overall == figure.groups["f"] == metrics.GroupFigure(0.25, 0.25, 0.25)
+    assert figure.sizes == {"f": 1}
+    assert without.groups["f"] == metrics.GroupFigure(1.0, None, None)

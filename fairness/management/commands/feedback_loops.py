@@ -1,4 +1,4 @@
-"""python manage.py feedback_loops [--hours H]: compute the feedback-loop figures per window."""
+"""python manage.py feedback_loops [--hours H] [--days N]: compute the feedback-loop figures per window."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from fairness.feedback import feedback_windows_compute
 
@@ -16,11 +17,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--hours", type=int, default=24, help="window length in hours (default 24)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the sampled viewer pairs")
+        parser.add_argument("--days", type=int, help="only the last N days (default: the whole history)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["hours"] < 1:
             raise CommandError("--hours must be 1 or more")
-        windows = feedback_windows_compute(window=timedelta(hours=options["hours"]), seed=options["seed"])
+        if options["days"] is not None and options["days"] < 1:
+            raise CommandError("--days must be 1 or more")
+        since = timezone.now() - timedelta(days=options["days"]) if options["days"] else None
+        windows = feedback_windows_compute(window=timedelta(hours=options["hours"]), since=since, seed=options["seed"])
         if not windows:
             self.stdout.write("no answers or watches yet: nothing to compute")
             return
