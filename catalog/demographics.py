@@ -1,4 +1,5 @@
-"""Demographic groups of viewers, as the cold-start lists and the per-group metrics use them."""
+"""Demographic groups of viewers, as the cold-start lists, the per-group metrics and the fairness
+reports use them."""
 
 from __future__ import annotations
 
@@ -16,3 +17,21 @@ def age_bucket(age: int | None) -> str:
     if age is None:
         return "unknown"
     return next(label for low, high, label in AGE_BUCKETS if low <= age <= high)
+
+
+GENDERS = {"M": "male", "F": "female", "X": "other"}
+DIMENSIONS = ("gender", "age", "occupation", "gender x age", "gender x occupation")
+
+
+def demographic_groups(gender: str, age: int | None, occupation: str) -> dict[str, str]:
+    """A viewer's group in each of ``DIMENSIONS`` (unknown where the platform did not say)."""
+    gender_label = GENDERS.get(gender, "unknown")
+    age_label = age_bucket(age)
+    occupation_label = occupation or "unknown"
+    return {
+        "gender": gender_label,
+        "age": age_label,
+        "occupation": occupation_label,
+        "gender x age": f"{gender_label} {age_label}",
+        "gender x occupation": f"{gender_label} {occupation_label}",
+    }

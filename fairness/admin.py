@@ -6,10 +6,10 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse
 
+from catalog.demographics import DIMENSIONS
 from core.admin_kit import ReadOnlyAdmin, admin_link
 from fairness import selectors
 from fairness.models import FairnessReport, FeedbackWindow, ServedFairnessReport
-from fairness.services import DIMENSIONS
 from recommender.models import ModelVersion
 
 

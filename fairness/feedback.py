@@ -21,10 +21,11 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.demographics import DIMENSIONS
 from catalog.models import Movie, Rating, Watch
 from fairness import metrics
 from fairness.models import FeedbackWindow
-from fairness.services import DIMENSIONS, GroupTable, group_table_load
+from fairness.services import GroupTable, group_table_load
 from provenance.models import Recommendation
 
 PAIRS = 2000  # viewer pairs sampled per window for homogenisation

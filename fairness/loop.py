@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from catalog.demographics import GENDERS
 from catalog.services import movielens_import
 from fairness import metrics
 from fairness.feedback import homogenisation
-from fairness.services import GENDERS
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
 from recommender.services import model_train, model_version_set_status

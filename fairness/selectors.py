@@ -6,11 +6,11 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from catalog.demographics import DIMENSIONS
 from catalog.models import Watch
 from core.charts import Chart, Series
 from fairness import metrics
 from fairness.models import FairnessReport, FeedbackWindow, ServedFairnessReport
-from fairness.services import DIMENSIONS
 from recommender.models import ModelVersion
 
 

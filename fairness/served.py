@@ -31,12 +31,13 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
+from catalog.demographics import DIMENSIONS
 from catalog.models import Movie, Watch
 from core.db import integer_columns
 from core.notifications import notification_send
 from fairness import metrics
 from fairness.models import ServedFairnessReport
-from fairness.services import DIMENSIONS, FairnessError, GroupTable, group_table_load
+from fairness.services import FairnessError, GroupTable, group_table_load
 from provenance.models import Recommendation
 from provenance.selectors import ServedAnswers, answers_followed, served_answers
 from recommender.models import ModelVersion

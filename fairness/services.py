@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from catalog.demographics import age_bucket
+from catalog.demographics import DIMENSIONS, demographic_groups
 from catalog.models import Movie, Rating, Viewer, Watch
 from core.notifications import notification_send
 from fairness import metrics
@@ -39,8 +39,6 @@ from recommender.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-DIMENSIONS = ("gender", "age", "occupation", "gender x age", "gender x occupation")
-GENDERS = {"M": "male", "F": "female", "X": "other"}
 TOP_K = 10
 # metric -> (computed per rating or per viewer, higher is better)
 QUALITY: dict[str, tuple[str, bool]] = {
@@ -53,20 +51,6 @@ QUALITY: dict[str, tuple[str, bool]] = {
 
 class FairnessError(Exception):
     """A version whose report cannot be computed; the message says why."""
-
-
-def viewer_groups(gender: str, age: int | None, occupation: str) -> dict[str, str]:
-    """A viewer's group in each dimension (unknown where the platform did not say)."""
-    gender_label = GENDERS.get(gender, "unknown")
-    age_label = age_bucket(age)
-    occupation_label = occupation or "unknown"
-    return {
-        "gender": gender_label,
-        "age": age_label,
-        "occupation": occupation_label,
-        "gender x age": f"{gender_label} {age_label}",
-        "gender x occupation": f"{gender_label} {occupation_label}",
-    }
 
 
 def fairness_report_create(
@@ -139,7 +123,7 @@ def group_table_load() -> GroupTable:
     ):
         ids.append(viewer)
         codes.append(combos.setdefault((gender, age, occupation), len(combos)))
-    groups = [viewer_groups(*combo) for combo in combos] + [viewer_groups("", None, "")]
+    groups = [demographic_groups(*combo) for combo in combos] + [demographic_groups("", None, "")]
     return GroupTable(
         ids=np.array(ids, dtype=np.int64),
         codes=np.array(codes, dtype=np.int64),
@@ -235,7 +219,7 @@ def _representation() -> dict[str, dict[str, dict[str, float]]]:
         total = 0
         for gender, age, occupation, count in rows.order_by():
             total += count
-            for dimension, group in viewer_groups(gender, age, occupation).items():
+            for dimension, group in demographic_groups(gender, age, occupation).items():
                 counts[dimension][group] += count
         for dimension in DIMENSIONS:
             for group, count in counts[dimension].items():

@@ -2,8 +2,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from catalog.demographics import DIMENSIONS
 from fairness.models import FairnessReport
-from fairness.services import DIMENSIONS, FairnessError, fairness_report_create
+from fairness.services import FairnessError, fairness_report_create
 from recommender.models import ModelVersion
 
 

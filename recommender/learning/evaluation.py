@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from catalog.demographics import age_bucket
+from catalog.demographics import demographic_groups
 
 RANK_CUTOFFS = (10, 20)
 
@@ -83,8 +83,10 @@ def rating_errors(estimates: np.ndarray, truths: np.ndarray) -> dict[str, float]
 
 
 def viewer_groups(demographics: dict[int, tuple[int | None, str, str]], viewer: int) -> dict[str, str]:
+    """The viewer's group in each single dimension (the fairness report adds their intersections)."""
     age, gender, occupation = demographics.get(viewer, (None, "", ""))
-    return {"gender": gender or "unknown", "age": age_bucket(age), "occupation": occupation or "unknown"}
+    groups = demographic_groups(gender, age, occupation)
+    return {dimension: groups[dimension] for dimension in ("gender", "age", "occupation")}
 
 
 def group_metrics(

@@ -91,7 +91,7 @@ def test_training_reports_every_metric_and_the_popularity_baseline():
     assert "m99" in models.index.movies  # catalogue movies nobody watched can still be recommended
     # Viewer 1 is the only woman: her group holds exactly her held-out ratings.
     held_out = int((split_by_viewer(_interactions(catalogue=["m0", "m99"]), seed=3).test.viewers == 1).sum())
-    female = models.group_metrics["gender"]["F"]
+    female = models.group_metrics["gender"]["female"]
     assert held_out
     assert (female["ratings"], female["viewers"]) == (held_out, 1)
 

@@ -8,9 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from catalog.demographics import DIMENSIONS
 from fairness.models import ServedFairnessReport
 from fairness.served import served_report_create
-from fairness.services import DIMENSIONS, FairnessError, fairness_report_create
+from fairness.services import FairnessError, fairness_report_create
 from recommender.models import ModelVersion
 
 
