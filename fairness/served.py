@@ -91,7 +91,7 @@ def served_report_create(
     watched = integer_columns(
         Watch.objects.filter(first_seen_at__gte=start, first_seen_at__lt=end).values_list("viewer_id", "movie_id")
     )
-    diversity = _list_diversity(answers, catalogue, seed=seed)
+    served = _Served.of(answers, followed, catalogue, _list_diversity(answers, catalogue, seed=seed))
     figures: dict[str, Any] = {
         "answers": len(answers),
         "viewers": len(np.unique(answers.viewers)),
@@ -101,16 +101,7 @@ def served_report_create(
         "exposure": _exposure(answers, catalogue),
         "dimensions": {
             dimension: _dimension(
-                dimension,
-                answers,
-                followed,
-                watched,
-                groups,
-                catalogue,
-                diversity,
-                bootstrap=bootstrap,
-                seed=seed,
-                min_group=min_group,
+                dimension, served, watched, groups, catalogue, bootstrap=bootstrap, seed=seed, min_group=min_group
             )
             for dimension in DIMENSIONS
         },
@@ -228,51 +219,84 @@ def _list_diversity(answers: ServedAnswers, catalogue: _Catalogue, *, seed: int)
     return result
 
 
+@dataclass(frozen=True)
+class _Served:
+    """What every dimension reads, worked out once: per answer and per distinct viewer."""
+
+    answers: ServedAnswers
+    viewers: np.ndarray  # the distinct viewers served
+    viewer_of: np.ndarray  # per answer: its viewer's row in ``viewers``
+    followed: np.ndarray  # per distinct viewer: answers followed
+    answered: np.ndarray  # per distinct viewer: answers
+    places: np.ndarray  # per answer: movies listed
+    explored: np.ndarray  # per answer: places given by exploration
+    cold: np.ndarray  # per answer: a cold-start answer
+    popularity: np.ndarray  # per answer: mean popularity of its movies (NaN for none)
+    diversity: np.ndarray  # per answer: list diversity (NaN where not computed)
+
+    @classmethod
+    def of(cls, answers: ServedAnswers, followed: np.ndarray, catalogue: _Catalogue, diversity: np.ndarray) -> _Served:
+        viewers, viewer_of = np.unique(answers.viewers, return_inverse=True)
+        valid = answers.items >= 0
+        places = valid.sum(axis=1)
+        shown = np.where(valid, catalogue.popularity[np.maximum(answers.items, 0)], 0.0).sum(axis=1)
+        return cls(
+            answers=answers,
+            viewers=viewers,
+            viewer_of=viewer_of,
+            followed=np.bincount(viewer_of, weights=followed, minlength=len(viewers)),
+            answered=np.bincount(viewer_of, minlength=len(viewers)).astype(np.float64),
+            places=places,
+            explored=(answers.explored & valid).sum(axis=1),
+            cold=np.char.startswith(answers.strategies.astype(str), "cold"),
+            popularity=np.where(places > 0, shown / np.maximum(places, 1), np.nan),
+            diversity=diversity,
+        )
+
+
 def _dimension(
     dimension: str,
-    answers: ServedAnswers,
-    followed: np.ndarray,
+    served: _Served,
     watched: np.ndarray,
     groups: GroupTable,
     catalogue: _Catalogue,
-    diversity: np.ndarray,
     *,
     bootstrap: int,
     seed: int,
     min_group: int,
 ) -> dict[str, Any]:
-    labels = groups.of(answers.viewers, dimension).astype(str)
-    names, codes = np.unique(labels, return_inverse=True)
+    # Groups are found per distinct viewer (a viewer is in one group), then spread to answers.
+    viewer_labels = groups.of(served.viewers, dimension).astype(str)
+    names, viewer_codes = np.unique(viewer_labels, return_inverse=True)
+    codes = viewer_codes[served.viewer_of]
     count = len(names)
     answered = np.bincount(codes, minlength=count)
-    viewer_pairs = np.unique(np.stack([codes, answers.viewers]), axis=1)
-    served_viewers = np.bincount(viewer_pairs[0], minlength=count)
+    served_viewers = np.bincount(viewer_codes, minlength=count)
     population = _counts(groups.labels[dimension][groups.codes].astype(str)) if len(groups.ids) else {}
     known_viewers = max(len(groups.ids), 1)
     # Per viewer: answers followed (truth) and answers (estimate); a group's ratio of the sums is
     # its share of answers followed, and resampling these rows resamples viewers.
-    viewers, per_viewer = np.unique(answers.viewers, return_inverse=True)
     follow = metrics.grouped_metric(
         metrics.ratio_of_sums,
-        np.bincount(per_viewer, weights=followed).astype(np.float64),
-        np.bincount(per_viewer).astype(np.float64),
-        groups.of(viewers, dimension).astype(str),
+        served.followed,
+        served.answered,
+        viewer_labels,
         n_boot=bootstrap,
         seed=seed,
         max_boot_rows=BOOTSTRAP_VIEWERS,
     )
-    valid = answers.items >= 0
-    slots = np.bincount(codes, weights=valid.sum(axis=1), minlength=count)
-    explored = np.bincount(codes, weights=(answers.explored & valid).sum(axis=1), minlength=count)
-    cold = np.bincount(codes, weights=np.char.startswith(answers.strategies.astype(str), "cold"), minlength=count)
-    popularity = _row_means(np.where(valid, catalogue.popularity[np.maximum(answers.items, 0)], 0.0), valid)
-    shown_genres = _genre_counts(np.repeat(codes, valid.sum(axis=1)), answers.items[valid], count, catalogue)
+    slots = np.bincount(codes, weights=served.places, minlength=count)
+    explored = np.bincount(codes, weights=served.explored, minlength=count)
+    cold = np.bincount(codes, weights=served.cold, minlength=count)
+    popularity = _group_means(codes, served.popularity, count)
+    diversity = _group_means(codes, served.diversity, count)
+    items = served.answers.items
+    shown_genres = _genre_counts(np.repeat(codes, served.places), items[items >= 0], count, catalogue)
     watched_codes = _codes_of(groups.of(watched[:, 0], dimension).astype(str), names)
     watched_here = (watched_codes >= 0) & (watched[:, 1] < len(catalogue.known))
     watched_genres = _genre_counts(watched_codes[watched_here], watched[watched_here, 1], count, catalogue)
     rows: dict[str, dict[str, Any]] = {}
     for index, name in enumerate(names.tolist()):
-        members = codes == index
         figure = follow.groups.get(name, metrics.GroupFigure(None, None, None))
         rows[name] = {
             "viewers": int(served_viewers[index]),
@@ -281,15 +305,15 @@ def _dimension(
             "follow_rate": [_round(figure.value), _round(figure.low), _round(figure.high)],
             "cold_start_share": round(float(cold[index] / answered[index]), 5),
             "explored_share": round(float(explored[index] / slots[index]), 5) if slots[index] else 0.0,
-            "answer_share": round(float(answered[index] / len(answers)), 5),
-            "served_viewer_share": round(float(served_viewers[index] / max(len(viewer_pairs[0]), 1)), 5),
+            "answer_share": round(float(answered[index] / len(served.answers)), 5),
+            "served_viewer_share": round(float(served_viewers[index] / max(len(served.viewers), 1)), 5),
             "population_share": round(population.get(name, 0) / known_viewers, 5),
             "recommended_entropy": round(metrics.entropy(shown_genres[index]), 4),
             "watched_entropy": (
                 round(metrics.entropy(watched_genres[index]), 4) if watched_genres[index].any() else None
             ),
-            "intra_list_diversity": _round(_nanmean(diversity[members]), 4),
-            "popularity": _round(_nanmean(popularity[members]), 5),
+            "intra_list_diversity": _round(diversity[index], 4),
+            "popularity": _round(popularity[index], 5),
         }
     compared = {name: row["follow_rate"][0] for name, row in rows.items() if not row["small"]}
     return {
@@ -297,6 +321,14 @@ def _dimension(
         "disparity": {"follow_rate": metrics.disparity(compared, higher_is_better=True).__dict__},
         "overall_follow_rate": [_round(follow.overall.value), _round(follow.overall.low), _round(follow.overall.high)],
     }
+
+
+def _group_means(codes: np.ndarray, values: np.ndarray, count: int) -> list[float | None]:
+    """Each group's mean of the finite ``values`` (None for a group without one)."""
+    finite = np.isfinite(values)
+    sums = np.bincount(codes[finite], weights=values[finite], minlength=count)
+    sizes = np.bincount(codes[finite], minlength=count)
+    return [float(total / size) if size else None for total, size in zip(sums, sizes, strict=True)]
 
 
 def _codes_of(labels: np.ndarray, names: np.ndarray) -> np.ndarray:
@@ -308,19 +340,11 @@ def _codes_of(labels: np.ndarray, names: np.ndarray) -> np.ndarray:
 
 
 def _genre_counts(codes: np.ndarray, movies: np.ndarray, groups: int, catalogue: _Catalogue) -> np.ndarray:
-    """groups x genres: how many times each group met each genre among ``movies``."""
-    shown = sp.csr_matrix((np.ones(len(codes), np.float32), (codes, movies)), shape=(groups, catalogue.genres.shape[0]))
-    return np.asarray((shown @ catalogue.genres).todense())
-
-
-def _row_means(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    sizes = valid.sum(axis=1)
-    return np.where(sizes > 0, values.sum(axis=1) / np.maximum(sizes, 1), np.nan)
-
-
-def _nanmean(values: np.ndarray) -> float | None:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if len(finite) else None
+    """groups x genres: how many times each group met each genre among ``movies`` (counted per
+    group and movie first: a few groups by the catalogue, whatever the number of answers)."""
+    span = catalogue.genres.shape[0]
+    per_movie = np.bincount(codes * span + movies, minlength=groups * span).reshape(groups, span)
+    return np.asarray(catalogue.genres.T @ per_movie.T.astype(np.float32)).T
 
 
 def _round(value: float | None, digits: int = 5) -> float | None:

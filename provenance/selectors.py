@@ -7,10 +7,15 @@ The canary analysis (a few thousand answers every few minutes) and the daily fai
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
+from typing import Any
 
 import numpy as np
+from django.db import connection
+from django.db.models import QuerySet
 
 from catalog.models import Movie, Watch
 from core.db import EpochSeconds, integer_columns
@@ -42,41 +47,74 @@ def served_answers(*, start: datetime, end: datetime, pool: str | None = None) -
     rows = Recommendation.objects.filter(served_at__gte=start, served_at__lt=end, status=200)
     if pool is not None:
         rows = rows.filter(pool=pool)
-    movie_of = dict(Movie.objects.values_list("slug", "id"))
-    viewers: list[int] = []
-    served: list[int] = []
-    lists: list[list[int]] = []
-    explored: list[list[bool]] = []
-    strategies: list[str] = []
-    versions: list[int] = []
-    for viewer, moment, items, placed, strategy, version in (
+    query = (
         rows.annotate(epoch=EpochSeconds("served_at"))
         .order_by("served_at", "id")
         .values_list("viewer_id", "epoch", "items", "explored", "strategy", "model_version_id")
-        .iterator(chunk_size=20_000)
-    ):
-        slugs = items.split(",") if items else []
-        chosen = set(placed.split(",")) if placed else ()
-        viewers.append(viewer)
-        served.append(moment)
-        lists.append([movie_of.get(slug, -1) for slug in slugs])
-        explored.append([slug in chosen for slug in slugs])
-        strategies.append(strategy)
-        versions.append(version or 0)
-    width = max((len(movies) for movies in lists), default=0)
-    item_matrix = np.full((len(lists), width), -1, dtype=np.int64)
-    explored_matrix = np.zeros((len(lists), width), dtype=bool)
-    for row, (movies, flags) in enumerate(zip(lists, explored, strict=True)):
-        item_matrix[row, : len(movies)] = movies
-        explored_matrix[row, : len(flags)] = flags
+    )
+    movie_of = dict(Movie.objects.values_list("slug", "id"))
+    parts = [_answer_columns(chunk, movie_of) for chunk in _raw_chunks(query)]
+    if not parts:
+        return ServedAnswers(
+            viewers=np.zeros(0, dtype=np.int64),
+            served_at=np.zeros(0, dtype=np.int64),
+            items=np.full((0, 0), -1, dtype=np.int64),
+            explored=np.zeros((0, 0), dtype=bool),
+            strategies=np.zeros(0, dtype=object),
+            versions=np.zeros(0, dtype=np.int64),
+        )
+    width = max(part.items.shape[1] for part in parts)
+    return ServedAnswers(
+        viewers=np.concatenate([part.viewers for part in parts]),
+        served_at=np.concatenate([part.served_at for part in parts]),
+        items=np.concatenate([_widened(part.items, width, -1) for part in parts]),
+        explored=np.concatenate([_widened(part.explored, width, False) for part in parts]),
+        strategies=np.concatenate([part.strategies for part in parts]),
+        versions=np.concatenate([part.versions for part in parts]),
+    )
+
+
+def _raw_chunks(query: QuerySet[Any, Any], size: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
+    """The query's rows without Django's converters per value (millions of rows; all of these
+    columns come back from the driver as the types wanted)."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(size):
+            yield chunk
+
+
+def _answer_columns(chunk: list[tuple[Any, ...]], movie_of: dict[str, int]) -> ServedAnswers:
+    """One chunk of rows as arrays: every list's ids looked up at once, then placed by row."""
+    viewers, moments, items, placed, strategies, versions = zip(*chunk, strict=True)
+    lengths = np.array([text.count(",") + 1 if text else 0 for text in items], dtype=np.int64)
+    slugs = ",".join(text for text in items if text).split(",") if lengths.any() else []
+    ids = np.fromiter(map(movie_of.get, slugs, repeat(-1)), dtype=np.int64, count=len(slugs))
+    rows = np.repeat(np.arange(len(chunk)), lengths)
+    slots = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    matrix = np.full((len(chunk), int(lengths.max(initial=0))), -1, dtype=np.int64)
+    matrix[rows, slots] = ids
+    explored = np.zeros(matrix.shape, dtype=bool)
+    for row, chosen in enumerate(placed):
+        if chosen:  # exploration is rare (and off by default): only those rows are read again
+            marked = set(chosen.split(","))
+            explored[row, : lengths[row]] = [slug in marked for slug in items[row].split(",")]
     return ServedAnswers(
         viewers=np.array(viewers, dtype=np.int64),
-        served_at=np.array(served, dtype=np.int64),
-        items=item_matrix,
-        explored=explored_matrix,
+        served_at=np.array(moments, dtype=np.int64),
+        items=matrix,
+        explored=explored,
         strategies=np.array(strategies, dtype=object),
-        versions=np.array(versions, dtype=np.int64),
+        versions=np.array([version or 0 for version in versions], dtype=np.int64),
     )
+
+
+def _widened(matrix: np.ndarray, width: int, fill: object) -> np.ndarray:
+    if matrix.shape[1] == width:
+        return matrix
+    wider = np.full((matrix.shape[0], width), fill, dtype=matrix.dtype)
+    wider[:, : matrix.shape[1]] = matrix
+    return wider
 
 
 def answers_followed(answers: ServedAnswers, *, within: timedelta) -> np.ndarray:
