@@ -45,9 +45,6 @@ from recommender.models import ModelVersion
 logger = logging.getLogger(__name__)
 
 DIVERSITY_SAMPLE = 200_000  # answers whose list diversity is computed (a seeded sample past it)
-# Viewers behind the follow rate's intervals (a seeded sample past it): Fairlearn's cost grows
-# with the rows of each resample; 50,000 viewers keep an interval of a share within a point.
-BOOTSTRAP_VIEWERS = 50_000
 CATCH_UP_DAYS = 7  # the daily task fills in missing days this far back
 
 
@@ -283,7 +280,6 @@ def _dimension(
         viewer_labels,
         n_boot=bootstrap,
         seed=seed,
-        max_boot_rows=BOOTSTRAP_VIEWERS,
     )
     slots = np.bincount(codes, weights=served.places, minlength=count)
     explored = np.bincount(codes, weights=served.explored, minlength=count)
