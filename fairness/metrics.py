@@ -153,8 +153,10 @@ def grouped_metrics(
 ) -> dict[str, GroupedMetric]:
     """Each of ``functions`` overall and per group, with Fairlearn's bootstrap intervals
     (``n_boot`` resamples, seeded); one ``MetricFrame`` for all of them, since a resample's cost
-    is mostly the frame's. Past ``max_boot_rows`` rows the intervals come from a seeded sample
-    of that many rows (wider, so on the safe side); the figures themselves from every row."""
+    is mostly the frame's. The figures come from every row. Past ``max_boot_rows`` rows an
+    interval's spread comes from a seeded sample of that many rows (wider than every row's, so
+    on the safe side) and is placed around the figure: the sample's own figure differs from it
+    by the sample's noise, and an interval around that could miss the figure."""
     from fairlearn.metrics import MetricFrame
 
     if not len(truth):
@@ -175,10 +177,13 @@ def grouped_metrics(
     high_frame: Any = None
     overall_low: Any = None
     overall_high: Any = None
+    sample_by_group: Any = None
+    sample_overall: Any = None
     if n_boot > 0:
         rows = np.arange(len(truth))
         if len(rows) > max_boot_rows:
             rows = np.sort(np.random.default_rng(seed).choice(rows, max_boot_rows, replace=False))
+        sampled = len(rows) < len(truth)
         with warnings.catch_warnings():
             # A small group can be absent from a resample: Fairlearn warns, and leaves it out.
             warnings.simplefilter("ignore")
@@ -193,21 +198,46 @@ def grouped_metrics(
             )
         low_frame, high_frame = booted.by_group_ci
         overall_low, overall_high = booted.overall_ci
+        if sampled:
+            sample_by_group, sample_overall = booted.by_group, booted.overall
     result = {}
     for name in functions:
         by_group = {str(key): float(value) for key, value in frame.by_group[name].items()}
         lows = {str(key): float(value) for key, value in low_frame[name].items()} if low_frame is not None else {}
         highs = {str(key): float(value) for key, value in high_frame[name].items()} if high_frame is not None else {}
-        overall_ci = (float(overall_low[name]), float(overall_high[name])) if overall_low is not None else (None, None)
+        centres = (
+            {str(key): float(value) for key, value in sample_by_group[name].items()}
+            if sample_by_group is not None
+            else {}
+        )
+        overall = float(frame.overall[name])
+        overall_ci: tuple[float | None, float | None] = (
+            (float(overall_low[name]), float(overall_high[name])) if overall_low is not None else (None, None)
+        )
+        if sample_overall is not None:
+            overall_ci = _placed(overall, overall_ci[0], overall_ci[1], float(sample_overall[name]))
+        figures = {}
+        for label in map(str, labels):
+            value = _finite(by_group.get(label))
+            low, high = lows.get(label), highs.get(label)
+            if label in centres:
+                low, high = _placed(value, low, high, centres[label])
+            figures[label] = GroupFigure(value, low, high)
         result[name] = GroupedMetric(
-            overall=GroupFigure(float(frame.overall[name]), *overall_ci),
-            groups={
-                str(label): GroupFigure(_finite(by_group.get(str(label))), lows.get(str(label)), highs.get(str(label)))
-                for label in labels
-            },
+            overall=GroupFigure(overall, *overall_ci),
+            groups=figures,
             sizes={str(label): int(size) for label, size in zip(labels, sizes, strict=True)},
         )
     return result
+
+
+def _placed(
+    value: float | None, low: float | None, high: float | None, centre: float
+) -> tuple[float | None, float | None]:
+    """A sample's interval [low, high] around its own figure ``centre``, moved to ``value``."""
+    if value is None or low is None or high is None or not math.isfinite(centre):
+        return low, high
+    return value - (centre - low), value + (high - centre)
 
 
 def grouped_metric(

@@ -114,6 +114,15 @@ def test_bootstrapping_a_sample_keeps_the_figures_of_every_row():
 
     assert sampled.groups["f"].value == full.groups["f"].value
     assert full.groups["f"].low is None
+    # The interval's spread is the sample's own, placed around the figure of every row.
+    rows = np.sort(np.random.default_rng(0).choice(3000, 500, replace=False))
+    sample = metrics.grouped_metric(metrics.rmse, truth[rows], estimate[rows], groups[rows], n_boot=20, seed=0)
+    for group in ("f", "m"):
+        placed, own, every = sampled.groups[group], sample.groups[group], full.groups[group]
+        assert placed.low == pytest.approx(every.value - (own.value - own.low))
+        assert placed.high == pytest.approx(every.value + (own.high - own.value))
+        assert placed.low < every.value < placed.high
+    assert sampled.overall.low < full.overall.value < sampled.overall.high
 
 
 def test_genre_entropy_of_what_each_group_watched_together():
