@@ -55,6 +55,20 @@ def genre_entropy_by_group(
     return {group: round(entropy(list(counts.values())), 4) for group, counts in sorted(per_group.items())}
 
 
+def exposure_summary(exposure: np.ndarray, popularity: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """Exposure over a catalogue (times each movie was recommended, in the order of ``names``):
+    coverage, Gini, the movies never recommended and the ten most watched of them."""
+    never = exposure == 0
+    most_watched = np.argsort(-np.where(never, popularity, -1.0), kind="stable")[:10]
+    return {
+        "catalogue": len(names),
+        "coverage": round(float((exposure > 0).mean()), 5) if len(names) else None,
+        "gini": round(gini(exposure), 5) if len(names) else None,
+        "never_recommended": int(never.sum()),
+        "never_recommended_most_watched": [str(names[m]) for m in most_watched if never[m]],
+    }
+
+
 def jaccard(first: AbstractSet[Hashable], second: AbstractSet[Hashable]) -> float:
     """The share of their union the two sets have in common; two empty sets are identical (1)."""
     union = len(first | second)

@@ -57,10 +57,6 @@ class _Catalogue:
     genres: sp.csr_matrix  # pk x genre, 0/1
     popularity: np.ndarray  # share of viewers who watched it
 
-    @property
-    def size(self) -> int:
-        return int(self.known.sum())
-
 
 def served_report_create(
     *,
@@ -193,16 +189,8 @@ def _counts(values: np.ndarray) -> dict[str, int]:
 def _exposure(answers: ServedAnswers, catalogue: _Catalogue) -> dict[str, Any]:
     shown = answers.items[answers.items >= 0]
     counts = np.bincount(shown, minlength=len(catalogue.known))[: len(catalogue.known)]
-    exposure = counts[catalogue.known]
-    never = catalogue.known & (counts == 0)
-    most_watched = np.argsort(-np.where(never, catalogue.popularity, -1.0), kind="stable")[:10]
-    return {
-        "catalogue": catalogue.size,
-        "coverage": round(float((exposure > 0).mean()), 5) if len(exposure) else None,
-        "gini": round(metrics.gini(exposure), 5) if len(exposure) else None,
-        "never_recommended": int(never.sum()),
-        "never_recommended_most_watched": [str(catalogue.slugs[pk]) for pk in most_watched if never[pk]],
-    }
+    known = catalogue.known
+    return metrics.exposure_summary(counts[known], catalogue.popularity[known], catalogue.slugs[known].tolist())
 
 
 def _list_diversity(answers: ServedAnswers, catalogue: _Catalogue, *, seed: int) -> np.ndarray:

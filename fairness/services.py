@@ -263,11 +263,7 @@ def _diversity(artifact: Artifact, groups: GroupTable, *, min_group: int) -> dic
     )
     per_viewer_diversity = metrics.list_diversities(top, movie_genres)
     result: dict[str, Any] = {
-        "catalogue": len(slugs),
-        "coverage": round(float((exposure > 0).mean()), 5) if len(slugs) else None,
-        "gini": round(metrics.gini(exposure), 5),
-        "never_recommended": int((exposure == 0).sum()),
-        "never_recommended_most_watched": [slugs[m] for m in np.argsort(-popularity) if exposure[m] == 0][:10],
+        **metrics.exposure_summary(exposure, popularity, slugs),
         "mean_popularity": _round(float(np.nanmean(per_viewer_popularity)) if len(viewers) else None),
         "genres": genre_names,
         "groups": {},
