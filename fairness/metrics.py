@@ -138,6 +138,10 @@ class GroupFigure:
     low: float | None  # the bootstrap interval's bounds (None without one)
     high: float | None
 
+    def rounded(self, digits: int = 5) -> list[float | None]:
+        """[figure, low, high] as a report stores them."""
+        return [None if part is None else round(part, digits) for part in (self.value, self.low, self.high)]
+
 
 @dataclass(frozen=True)
 class GroupedMetric:

@@ -286,7 +286,7 @@ def _dimension(
             "viewers": int(served_viewers[index]),
             "answers": int(answered[index]),
             "small": bool(served_viewers[index] < min_group),
-            "follow_rate": [_round(figure.value), _round(figure.low), _round(figure.high)],
+            "follow_rate": figure.rounded(),
             "cold_start_share": round(float(cold[index] / answered[index]), 5),
             "explored_share": round(float(explored[index] / slots[index]), 5) if slots[index] else 0.0,
             "answer_share": round(float(answered[index] / len(served.answers)), 5),
@@ -303,7 +303,7 @@ def _dimension(
     return {
         "groups": rows,
         "disparity": {"follow_rate": metrics.disparity(compared, higher_is_better=True).__dict__},
-        "overall_follow_rate": [_round(follow.overall.value), _round(follow.overall.low), _round(follow.overall.high)],
+        "overall_follow_rate": follow.overall.rounded(),
     }
 
 

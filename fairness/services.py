@@ -168,9 +168,9 @@ def _quality(
         compared: dict[str, dict[str, float | None]] = {}
         for name, grouped in {**by_rating, **by_viewer}.items():
             unit = QUALITY[name][0]
-            result["overall"][name] = _triple(grouped.overall)
+            result["overall"][name] = grouped.overall.rounded()
             for group, figure in grouped.groups.items():
-                per_group[group][name] = _triple(figure)
+                per_group[group][name] = figure.rounded()
                 per_group[group][f"{unit}s"] = grouped.sizes[group]
             compared[name] = {
                 group: figure.value for group, figure in grouped.groups.items() if sizes.get(group, 0) >= min_group
@@ -191,10 +191,6 @@ def _viewer_counts(viewers: np.ndarray, groups: GroupTable, dimension: str) -> d
     distinct = np.unique(viewers)
     labels, counts = np.unique(groups.of(distinct, dimension).astype(str), return_counts=True)
     return {str(label): int(count) for label, count in zip(labels, counts, strict=True)}
-
-
-def _triple(figure: metrics.GroupFigure) -> list[float | None]:
-    return [_round(figure.value), _round(figure.low), _round(figure.high)]
 
 
 def _round(value: float | None, digits: int = 5) -> float | None:
