@@ -7,6 +7,7 @@ status changes are services of their own because the release process uses them t
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from recommender.snapshots import SnapshotData, SnapshotError, snapshot_create, 
 
 # A training can run no longer than django-q2's task timeout: a lock older than that is stale.
 TRAINING_LOCK = "training"
+RETRAIN_TASK = "recommender.tasks.model_retrain"
 
 
 class TrainingError(Exception):
@@ -158,6 +160,45 @@ def _fail(version: ModelVersion, *, error: BaseException, actor: str) -> None:
     version.save()
     _status_change(version, from_status=ModelVersion.Status.TRAINING, reason=version.error, actor=actor)
     notification_send(subject=f"training of v{version.version} failed", body=version.error)
+
+
+class TrainingInterrupted(Exception):
+    """The process that trained a version is gone: killed, or stopped by a deploy."""
+
+
+def model_training_recover(*, actor: str = "recover_work") -> list[ModelVersion]:
+    """Versions left in ``training`` by a process that is gone (SIGKILL, out of memory, a deploy
+    that outlasted the stop grace period), found when the worker starts.
+
+    1. Take the training lock, over a dead holder at once (``core.locks``); a live training
+       anywhere holds it, and then nothing here is orphaned: return.
+    2. Mark each version still ``training`` failed, with the reason, and remove its files.
+    3. Queue a new training at once when any was interrupted, and drop the interrupted task
+       from django-q2's queue, which would otherwise run it again only after ``Q_TIMEOUT``.
+    """
+    from django_q.models import OrmQ
+
+    try:
+        with named_lock(TRAINING_LOCK, stale_after=timedelta(seconds=settings.Q_TIMEOUT)):
+            orphans = list(ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).order_by("version"))
+            for version in orphans:
+                error = TrainingInterrupted("the process training it stopped before it finished (a deploy or a crash)")
+                _fail(version, error=error, actor=actor)
+                for leftover in Path(settings.MODEL_DIR).glob(f"v{version.version:04d}-*"):
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
+    except LockHeld:
+        return []
+    if orphans:
+        # A claimed (locked) queue entry for a training is the interrupted one: this worker is the
+        # cluster that claimed it, and it has just started.
+        for queued in OrmQ.objects.exclude(lock=None):
+            if queued.func() == RETRAIN_TASK:
+                queued.delete()
+        async_task(RETRAIN_TASK)
+    return orphans
 
 
 def _record_figures(version: ModelVersion, *, models: TrainedModels, tune: bool, seed: int) -> None:

@@ -177,6 +177,9 @@ STORAGES = {
 KAFKA_BOOTSTRAP = env_str("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 KAFKA_TOPIC = env_str("KAFKA_TOPIC", "movielog")
 KAFKA_GROUP = env_str("KAFKA_GROUP", "recsite-ingest")
+# Partitions of the topic when recsite creates it (stream_topic --ensure, the compose stack's
+# migrate step); an existing topic keeps its own.
+KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 3, minimum=1, maximum=1000)
 # Lines per database transaction; larger batches ingest faster, smaller ones commit sooner.
 STREAM_BATCH_SIZE = env_int("STREAM_BATCH_SIZE", 5000, minimum=1, maximum=100_000)
 # Longer lines are rejected unread: the longest real line (20 results) is about 1.5 KB.

@@ -29,11 +29,14 @@ class TrafficError(Exception):
 def upstreams_render(*, canary_weight: int) -> str:
     stable, canary = settings.NGINX_STABLE_SERVERS, settings.NGINX_CANARY_SERVERS
     lines = [f"# Rendered by recsite (render_nginx): canary {canary_weight}%. Do not edit.", "upstream recsite_pools {"]
-    for servers, weight in ((stable, 100 - canary_weight), (canary, canary_weight)):
+    # A weight is a server's, not its pool's: each server's weight is scaled by the other pool's
+    # size, so that a pool's servers add up to its share (two stable servers at 80 and one canary
+    # at 40 give the canary 20%).
+    for servers, others, share in ((stable, canary, 100 - canary_weight), (canary, stable, canary_weight)):
         for server in servers:
             # NGINX weights start at 1; a pool at 0% only takes traffic when the other is down.
-            share = f"weight={weight}" if weight > 0 else "backup"
-            lines.append(f"    server {server} {share} max_fails=1 fail_timeout=2s;")
+            weight = f"weight={share * max(len(others), 1)}" if share > 0 else "backup"
+            lines.append(f"    server {server} {weight} max_fails=1 fail_timeout=2s;")
     lines += ["    keepalive 16;", "}", ""]
     return "\n".join(lines)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with Python 3.11 and installs requirements.txt into it, again only when
-# requirements.txt changed. mysqlclient compiles against the MariaDB client headers: where they
+# Creates .venv with Python 3.11 and installs requirements-dev.txt (the runtime's
+# requirements.txt and the tools) into it, again only when either changed. mysqlclient compiles against the MariaDB client headers: where they
 # are missing (a laptop running only the SQLite demo) it is left out with a note, and installed
 # on a later run once `scripts/services.sh install mariadb` has brought the headers.
 set -euo pipefail
@@ -19,17 +19,18 @@ done
 
 [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
 stamp="$VENV/.requirements.sha256"
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 have_headers() { pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null; }
 
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || { ! "$VENV/bin/python" -c 'import MySQLdb' 2>/dev/null && have_headers; }; then
   echo "[venv] installing requirements into .venv" >&2
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
   if have_headers; then
-    "$VENV/bin/pip" install -q -r requirements.txt
+    "$VENV/bin/pip" install -q -r requirements-dev.txt
   else
     echo "[venv] MariaDB client headers not found: installing without mysqlclient (SQLite only)" >&2
     grep -v '^mysqlclient' requirements.txt >"$VENV/requirements-sqlite.txt"
+    grep -v '^-r ' requirements-dev.txt >>"$VENV/requirements-sqlite.txt"
     "$VENV/bin/pip" install -q -r "$VENV/requirements-sqlite.txt"
   fi
   echo "$want" >"$stamp"

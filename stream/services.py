@@ -34,7 +34,7 @@ from core.logcontext import log_context, new_id
 from stream import metrics
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
 from stream.parsing import RateEvent, RecommendationEvent, Rejection, WatchEvent, parse_line
-from stream.sources import LineSource
+from stream.sources import LineSource, SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -336,8 +336,13 @@ def stream_consume(
     finally:
         source.close()
         run.finished_at = timezone.now()
-        _save_run(run)
+        # The run's last word: after a database restart it must not stay "running" for ever.
+        _save_run(run, patience_seconds=FINAL_SAVE_PATIENCE_SECONDS)
     return run
+
+
+# Inside the ingest container's stop grace period (60 s), with room for the batch in hand.
+FINAL_SAVE_PATIENCE_SECONDS = 40.0
 
 
 class DatabaseAway(OperationalError):
@@ -420,10 +425,42 @@ def _add_to_run(run: IngestRun, result: BatchResult) -> None:
         logger.info("ingested %s lines so far (%s rejected)", f"{run.lines:,}", f"{run.rejected:,}")
 
 
-def _save_run(run: IngestRun) -> None:
+def _save_run(run: IngestRun, *, patience_seconds: float = 0.0) -> None:
+    """Save the run record; while the database is away, retry for ``patience_seconds``."""
+    deadline = time.monotonic() + patience_seconds
+    delay = 0.5
+    while True:
+        try:
+            run.save()
+            return
+        except (OperationalError, InterfaceError):
+            connection_drop_if_broken()
+            if time.monotonic() + delay > deadline:
+                # The run record is bookkeeping; losing one update must not fail the ingestion.
+                logger.exception("could not save the ingest run record")
+                return
+            logger.warning("the database is away; saving the ingest run again in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def stream_topic_ensure(*, bootstrap: str, topic: str, partitions: int, timeout_seconds: float = 30.0) -> bool:
+    """Create ``topic`` unless it exists; True when it was created. Done before the consumer
+    subscribes, so that a fresh stack's consumer finds its topic rather than logging errors
+    until the first event creates it."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
     try:
-        run.save()
-    except OperationalError:
-        # The run record is bookkeeping; losing one update must not fail the ingestion.
-        logger.exception("could not save the ingest run record")
-        connection_drop_if_broken()
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=int(timeout_seconds * 1000))
+    except KafkaError as error:
+        raise SourceError(f"cannot reach Kafka at {bootstrap}: {error}") from error
+    try:
+        if topic in admin.list_topics():
+            return False
+        admin.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1)])
+        return True
+    except TopicAlreadyExistsError:
+        return False  # created a moment ago by another process (or Kafka's auto-creation)
+    finally:
+        admin.close()

@@ -63,3 +63,47 @@ def test_two_processes_taking_the_lock_at_once_get_it_once():
         thread.join(timeout=60)
 
     assert len(won) == 1
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_lock_whose_holder_on_this_host_is_gone_is_taken_over_at_once(db):
+    import socket
+
+    lock_acquire("job", holder=f"{socket.gethostname()}:{_dead_pid()}:abcd", stale_after=HOUR)
+
+    assert lock_acquire("job", holder="next", stale_after=HOUR)
+
+
+def test_a_lock_whose_holder_on_this_host_is_alive_is_kept(db):
+    from core.locks import lock_holder_new
+
+    lock_acquire("job", holder=lock_holder_new(), stale_after=HOUR)
+
+    assert not lock_acquire("job", holder="next", stale_after=HOUR)
+
+
+def test_a_reused_pid_does_not_keep_a_dead_holder_alive(db):
+    import os
+    import socket
+
+    from core.locks import _process_started_at
+    from core.models import NamedLock
+
+    # The lock was taken in this pid's name before this process started: by another process.
+    lock_acquire("job", holder=f"{socket.gethostname()}:{os.getpid()}:abcd", stale_after=HOUR)
+    NamedLock.objects.filter(name="job").update(acquired_at=_process_started_at(os.getpid()) - timedelta(minutes=5))
+
+    assert lock_acquire("job", holder="next", stale_after=HOUR)
+
+
+def test_a_holder_on_another_host_is_honoured_until_stale(db):
+    lock_acquire("job", holder="elsewhere:1:abcd", stale_after=HOUR)
+
+    assert not lock_acquire("job", holder="next", stale_after=HOUR)

@@ -54,3 +54,20 @@ def test_aborting_returns_all_traffic_to_stable(client, canary_release):
     assert canary_release.candidate.canary_weight == 0
     assert _pools(client) == {"stable"}
     assert router.stores["canary"].current is None
+
+
+def test_nginx_weights_give_each_pool_its_share_however_many_servers_it_has(settings):
+    from releases.traffic import upstreams_render
+
+    settings.NGINX_STABLE_SERVERS = ["web-stable-1:8082", "web-stable-2:8082"]
+    settings.NGINX_CANARY_SERVERS = ["web-canary:8082"]
+
+    at_20 = upstreams_render(canary_weight=20)
+    at_0 = upstreams_render(canary_weight=0)
+
+    # Two stable servers at 80 and one canary at 40: the canary takes 40 of 200 requests.
+    assert "server web-stable-1:8082 weight=80 " in at_20
+    assert "server web-stable-2:8082 weight=80 " in at_20
+    assert "server web-canary:8082 weight=40 " in at_20
+    assert "server web-canary:8082 backup " in at_0
+    assert "server web-stable-1:8082 weight=100 " in at_0
