@@ -11,7 +11,7 @@ MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
 
-.PHONY: demo test test-sqlite test-mariadb lint venv services services-stop bench-ingest bench-train bench-serve bench-scale clean
+.PHONY: demo test test-sqlite test-mariadb test-stack lint venv services services-stop stack stack-down stack-bootstrap bench-stack bench-ingest bench-train bench-serve bench-scale clean
 
 venv:
 	@scripts/venv.sh
@@ -34,6 +34,16 @@ demo: venv
 services:
 	@scripts/services.sh start
 
+# The production stack (docker compose), on images built here: see the README's "Production".
+stack: venv
+	@scripts/stack.sh up
+
+stack-down:
+	@scripts/stack.sh down
+
+stack-bootstrap:
+	@scripts/stack.sh bootstrap
+
 services-stop:
 	@scripts/services.sh stop
 
@@ -50,8 +60,17 @@ test-sqlite: venv
 test-mariadb: venv
 	DATABASE_URL=$(MARIADB_URL) $(PY) -m pytest -n 2 --dist loadfile
 
+# The stack's own tests, on a second stack (project recsite-test, its own ports and volumes), made
+# fresh for the pass and taken down after it.
+STACK_TEST_ENV := COMPOSE_PROJECT_NAME=recsite-test STACK_ENV_FILE=$(CURDIR)/.services/stack-test.env \
+	STACK_ENV_TEMPLATE=$(CURDIR)/infra/stack-test.env
+test-stack: venv
+	$(STACK_TEST_ENV) DOWN_ARGS=-v scripts/stack.sh down
+	RECSITE_STACK=1 $(PY) -m pytest --durations 15 -m stack; status=$$?; \
+		$(STACK_TEST_ENV) DOWN_ARGS=-v scripts/stack.sh down; exit $$status
+
 # The services come first: installing MariaDB brings the headers mysqlclient compiles against.
-test: services venv lint test-sqlite test-mariadb
+test: services venv lint test-sqlite test-mariadb test-stack
 
 bench-train: venv
 	test -f var/ml-100k/u.data || $(PY) benchmarks/movielens_100k.py var/ml-100k

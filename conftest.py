@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -15,16 +16,25 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``make test`` runs the suite twice. Tests marked ``mysql`` exercise MariaDB itself and run
-    in the MariaDB pass only; tests marked ``own_database`` start services on a database of their
-    own and run in the SQLite pass only. Each pass leaves the other's tests out rather than
-    reporting them as skipped."""
+    """``make test`` runs the suite in three passes. Tests marked ``mysql`` exercise MariaDB itself
+    and run in the MariaDB pass only; tests marked ``own_database`` start services on a database
+    of their own and run in the SQLite pass only; tests marked ``stack`` run against the compose
+    stack, in its pass only. Each pass leaves the others' tests out rather than reporting them
+    as skipped."""
     on_mysql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
     other_pass = "own_database" if on_mysql else "mysql"
-    deselected = [item for item in items if item.get_closest_marker(other_pass)]
+    # The stack's tests run in a pass of their own (RECSITE_STACK=1, make test-stack), and only they.
+    on_stack = os.environ.get("RECSITE_STACK") == "1"
+
+    def elsewhere(item: pytest.Item) -> bool:
+        if bool(item.get_closest_marker("stack")) != on_stack:
+            return True
+        return bool(item.get_closest_marker(other_pass))
+
+    deselected = [item for item in items if elsewhere(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker(other_pass)]
+        items[:] = [item for item in items if not elsewhere(item)]
 
 
 @pytest.fixture(autouse=True)

@@ -79,6 +79,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_int_list(name: str, default: list[int], *, minimum: int, maximum: int) -> list[int]:
+    items = env_list(name, [str(number) for number in default])
+    try:
+        numbers = [int(item) for item in items]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={','.join(items)!r} is not a comma-separated list of integers") from None
+    if not numbers or any(not minimum <= number <= maximum for number in numbers):
+        raise ImproperlyConfigured(f"{name}: every number must be between {minimum} and {maximum}")
+    return numbers
+
+
 def env_path(name: str, default: Path) -> Path:
     value = _raw(name)
     return Path(value).expanduser().resolve() if value else default

@@ -17,6 +17,7 @@ from core.env import (
     env_choice,
     env_float,
     env_int,
+    env_int_list,
     env_list,
     env_path,
     env_secret_key,
@@ -218,7 +219,8 @@ TRAIN_SEED = env_int("TRAIN_SEED", 42)
 TRAIN_EVALUATION_VIEWERS = env_int("TRAIN_EVALUATION_VIEWERS", 50_000, minimum=100)
 # The git commit of the code, for images built without a .git directory.
 CODE_REVISION = env_str("CODE_REVISION", "")
-RETRAIN_EVERY_MINUTES = env_int("RETRAIN_EVERY_MINUTES", 2 * 24 * 60, minimum=1)
+# django-q2 keeps a schedule's minutes in a small integer (about three weeks at most).
+RETRAIN_EVERY_MINUTES = env_int("RETRAIN_EVERY_MINUTES", 2 * 24 * 60, minimum=1, maximum=32767)
 # The gate: an absolute RMSE bound (the seed system's), and how much worse than stable is tolerated.
 GATE_MAX_RMSE = env_float("GATE_MAX_RMSE", 1.0, minimum=0.0)
 GATE_RMSE_TOLERANCE = env_float("GATE_RMSE_TOLERANCE", 0.02, minimum=0.0)
@@ -275,6 +277,12 @@ SERVING_POOL = env_choice("SERVING_POOL", "stable", ("stable", "canary"))
 # A candidate that passes the gate starts a canary by itself; the check runs on a schedule.
 RELEASE_AUTO_START = env_bool("RELEASE_AUTO_START", True)
 RELEASE_CHECK_MINUTES = env_int("RELEASE_CHECK_MINUTES", 5, minimum=1)
+# What a release does unless the person starting it says otherwise (auto-start, the console, the
+# command): its canary weights, each check's window, the least time on a step. Compressed, they
+# let the whole release loop run in minutes (the stack's end-to-end test).
+RELEASE_STEPS = env_int_list("RELEASE_STEPS", [20], minimum=1, maximum=99)
+RELEASE_INTERVAL_SECONDS = env_int("RELEASE_INTERVAL_SECONDS", 300, minimum=10)
+RELEASE_MIN_STEP_SECONDS = env_int("RELEASE_MIN_STEP_SECONDS", 1800, minimum=0)
 # RELEASE_MODE=nginx: where the upstreams file goes, how to reload NGINX, the pools' servers.
 NGINX_UPSTREAMS_PATH = env_str("NGINX_UPSTREAMS_PATH", "")
 NGINX_RELOAD_COMMAND = env_str("NGINX_RELOAD_COMMAND", "nginx -s reload")

@@ -30,8 +30,8 @@ def release_start(
     *,
     candidate: ModelVersion,
     steps: list[int] | None = None,
-    interval_seconds: int = Release.DEFAULT_INTERVAL_SECONDS,
-    min_step_seconds: int = Release.DEFAULT_MIN_STEP_SECONDS,
+    interval_seconds: int | None = None,
+    min_step_seconds: int | None = None,
     thresholds: Mapping[str, object] | None = None,
     actor: str = "",
 ) -> Release:
@@ -41,7 +41,9 @@ def release_start(
     release runs; the unique ``Release.running`` refuses a second release started at the same
     moment, which no lock could (there is no row yet to lock).
     """
-    steps = steps or list(Release.DEFAULT_STEPS)
+    steps = steps or list(settings.RELEASE_STEPS)
+    interval_seconds = settings.RELEASE_INTERVAL_SECONDS if interval_seconds is None else interval_seconds
+    min_step_seconds = settings.RELEASE_MIN_STEP_SECONDS if min_step_seconds is None else min_step_seconds
     if any(not 0 < weight < 100 for weight in steps) or steps != sorted(steps):
         raise ReleaseError(f"steps must be increasing weights between 1 and 99 percent, not {steps}")
     with transaction.atomic():

@@ -26,6 +26,11 @@ COMPOSE_VERSION=v2.40.3
 BASE_IMAGE=recsite/debian:bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-recsite}
+# The stack's settings: .env, made from .env.example on first start. A second stack (the tests',
+# `make test-stack`) names its own file, template and project, so it runs beside this one.
+STACK_ENV_FILE=${STACK_ENV_FILE:-$ROOT/.env}
+STACK_ENV_TEMPLATE=${STACK_ENV_TEMPLATE:-$ROOT/.env.example}
+export RECSITE_ENV_FILE=$STACK_ENV_FILE
 # The legacy builder: Debian's docker.io has no buildx, and nothing here needs BuildKit.
 export DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
 
@@ -78,7 +83,7 @@ compose_binary() {
 }
 
 FILES=(-f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.images.yml")
-compose() { "$(compose_binary)" --project-directory "$ROOT" "${FILES[@]}" "$@"; }
+compose() { "$(compose_binary)" --project-directory "$ROOT" --env-file "$STACK_ENV_FILE" "${FILES[@]}" "$@"; }
 
 # --- What the image builds copy in -----------------------------------------------------------
 base_image() {
@@ -155,20 +160,44 @@ build() {
 }
 
 env_file() {
-  # A first `up` writes .env from .env.example with a fresh SECRET_KEY; an existing one is kept.
-  if [ ! -f "$ROOT/.env" ]; then
-    log "writing .env from .env.example with a new SECRET_KEY"
+  # A first start writes the settings file from its template with a fresh SECRET_KEY; an
+  # existing one is kept as it is.
+  if [ ! -f "$STACK_ENV_FILE" ]; then
+    log "writing $STACK_ENV_FILE from $STACK_ENV_TEMPLATE with a new SECRET_KEY"
     local key
     key=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')
-    sed "s|^SECRET_KEY=.*|SECRET_KEY=$key|" "$ROOT/.env.example" >"$ROOT/.env"
-    chmod 600 "$ROOT/.env"
+    mkdir -p "$(dirname "$STACK_ENV_FILE")"
+    (umask 077 && sed "s|^SECRET_KEY=.*|SECRET_KEY=$key|" "$STACK_ENV_TEMPLATE" >"$STACK_ENV_FILE")
   fi
+}
+
+# Wait until each named service's containers are healthy.
+wait_healthy() {
+  local deadline=$((SECONDS + ${STACK_WAIT_SECONDS:-300})) service id state
+  for service in "$@"; do
+    for id in $(compose ps -q "$service"); do
+      while state=$(docker inspect -f '{{.State.Health.Status}}' "$id") && [ "$state" != healthy ]; do
+        [ $SECONDS -lt $deadline ] || { log "$service is $state"; return 1; }
+        sleep 2
+      done
+    done
+  done
 }
 
 up() {
   build
   log "starting the stack"
-  compose up -d --wait --wait-timeout "${STACK_WAIT_SECONDS:-300}" "$@"
+  compose up -d "$@"
+  wait_healthy mariadb kafka ingest worker nginx prometheus cadvisor
+  # The web pools are ready once a model is registered: until the first training (bootstrap)
+  # they answer 503 "no model is loaded yet", and NGINX passes that on.
+  if compose exec -T worker python manage.py shell -c \
+    'from recommender.models import ModelVersion; raise SystemExit(not ModelVersion.objects.filter(status="stable").exists())'; then
+    wait_healthy web-stable-1 web-stable-2 web-canary
+    log "up: recommendations on :${PUBLIC_PORT:-8082}, the console on 127.0.0.1:${CONSOLE_PORT:-8083}"
+  else
+    log "up, with no model yet: \`make stack-bootstrap\` plays a first day and trains the first model"
+  fi
 }
 
 down() {
@@ -178,18 +207,20 @@ down() {
 }
 
 bootstrap() {
-  # The first day of a new platform: its catalogue, a stream of events through Kafka, and the
-  # first model, all through the stack's own containers.
-  local world=/var/lib/recsite/data/bootstrap-world
-  compose exec -T worker python manage.py simulate --seed "${BOOTSTRAP_SEED:-42}" \
-    --viewers "${BOOTSTRAP_VIEWERS:-600}" --movies "${BOOTSTRAP_MOVIES:-800}" \
-    --sessions-per-viewer "${BOOTSTRAP_SESSIONS:-25}" --world-out "$world" \
-    --out /var/lib/recsite/data/bootstrap-stream.log
-  compose exec -T worker python manage.py import_movielens "$world"
-  compose exec -T worker python manage.py publish_stream /var/lib/recsite/data/bootstrap-stream.log
-  compose exec -T worker python manage.py wait_ingested --timeout 600
-  compose exec -T worker python manage.py train
-  compose exec -T worker python manage.py ensure_admin
+  # The first day of a new platform: the simulator plays it (its catalogue, and a week of events
+  # published into Kafka as the platform would), the consumer stores them, and the first model
+  # is trained, all inside the stack's own containers. A real platform publishes to Kafka's
+  # external listener instead and its catalogue is imported with import_movielens.
+  local world=/var/lib/recsite/data/bootstrap-world run=(compose exec -T worker python manage.py)
+  "${run[@]}" simulate --seed "${BOOTSTRAP_SEED:-42}" --viewers "${BOOTSTRAP_VIEWERS:-600}" \
+    --movies "${BOOTSTRAP_MOVIES:-800}" --sessions-per-viewer "${BOOTSTRAP_SESSIONS:-25}" \
+    --world-out "$world" --out kafka://kafka:9092/movielog
+  "${run[@]}" import_movielens "$world"
+  "${run[@]}" stream_lag --wait 600
+  "${run[@]}" train
+  log "waiting for the web pools to load the model"
+  wait_healthy web-stable-1 web-stable-2 web-canary
+  "${run[@]}" ensure_admin
 }
 
 action=${1:-status}; shift || true
@@ -199,10 +230,10 @@ case "$action" in
   base) engine && base_image ;;
   wheelhouse) wheelhouse ;;
   up) up "$@" ;;
-  down) down ;;
-  bootstrap) bootstrap ;;
-  status) engine && compose ps ;;
-  logs) engine && compose logs --tail "${LINES:-100}" "$@" ;;
-  compose) engine && compose "$@" ;;
+  down) env_file && down ;;
+  bootstrap) env_file && bootstrap ;;
+  status) env_file && engine && compose ps ;;
+  logs) env_file && engine && compose logs --tail "${LINES:-100}" "$@" ;;
+  compose) env_file && engine && compose "$@" ;;
   *) echo "usage: $0 up|down|bootstrap|build|status|logs|compose ARGS|engine" >&2; exit 2 ;;
 esac

@@ -464,3 +464,22 @@ def stream_topic_ensure(*, bootstrap: str, topic: str, partitions: int, timeout_
         return False  # created a moment ago by another process (or Kafka's auto-creation)
     finally:
         admin.close()
+
+
+def stream_lag(*, bootstrap: str, topic: str, group: str) -> dict[int, int]:
+    """Per partition of ``topic``: how many events ``group`` has not yet committed (stored)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        # A consumer that names the group but never subscribes reads its committed offsets
+        # without joining it (no rebalance of the running consumers).
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
+    except KafkaError as error:
+        raise SourceError(f"cannot reach Kafka at {bootstrap}: {error}") from error
+    try:
+        partitions = [TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = consumer.end_offsets(partitions)
+        return {partition.partition: ends[partition] - (consumer.committed(partition) or 0) for partition in partitions}
+    finally:
+        consumer.close(autocommit=False)

@@ -144,3 +144,18 @@ def test_mysql_connections_have_connect_read_and_write_timeouts(tmp_path):
     )
 
     assert timeouts.split() == ["10", "45", "300"]
+
+
+def test_env_int_list_reads_numbers_and_names_the_variable_with_a_bad_one(monkeypatch):
+    from core.env import env_int_list
+
+    monkeypatch.setenv("RELEASE_STEPS", "10, 25,50")
+    assert env_int_list("RELEASE_STEPS", [20], minimum=1, maximum=99) == [10, 25, 50]
+
+    monkeypatch.setenv("RELEASE_STEPS", "10,half")
+    with pytest.raises(ImproperlyConfigured, match="RELEASE_STEPS"):
+        env_int_list("RELEASE_STEPS", [20], minimum=1, maximum=99)
+
+    monkeypatch.setenv("RELEASE_STEPS", "10,100")
+    with pytest.raises(ImproperlyConfigured, match="between 1 and 99"):
+        env_int_list("RELEASE_STEPS", [20], minimum=1, maximum=99)

@@ -98,7 +98,9 @@ def test_a_reused_pid_does_not_keep_a_dead_holder_alive(db):
 
     # The lock was taken in this pid's name before this process started: by another process.
     lock_acquire("job", holder=f"{socket.gethostname()}:{os.getpid()}:abcd", stale_after=HOUR)
-    NamedLock.objects.filter(name="job").update(acquired_at=_process_started_at(os.getpid()) - timedelta(minutes=5))
+    started = _process_started_at(os.getpid())
+    assert started is not None
+    NamedLock.objects.filter(name="job").update(acquired_at=started - timedelta(minutes=5))
 
     assert lock_acquire("job", holder="next", stale_after=HOUR)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.options import options_parse
@@ -21,19 +22,19 @@ class Command(BaseCommand):
         parser.add_argument("--candidate", type=int, help="with start: the candidate version (default: the newest)")
         parser.add_argument(
             "--steps",
-            default=",".join(map(str, Release.DEFAULT_STEPS)),
+            default=",".join(map(str, settings.RELEASE_STEPS)),
             help="with start: canary weights, e.g. 10,25,50",
         )
         parser.add_argument(
             "--interval",
             type=int,
-            default=Release.DEFAULT_INTERVAL_SECONDS,
+            default=settings.RELEASE_INTERVAL_SECONDS,
             help="with start: seconds per check window",
         )
         parser.add_argument(
             "--min-step",
             type=int,
-            default=Release.DEFAULT_MIN_STEP_SECONDS,
+            default=settings.RELEASE_MIN_STEP_SECONDS,
             help="with start: minimum seconds per step",
         )
         parser.add_argument(
