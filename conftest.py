@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``make test`` runs the suite in three passes. Tests marked ``mysql`` exercise MariaDB itself
-    and run in the MariaDB pass only; tests marked ``own_database`` start services on a database
-    of their own and run in the SQLite pass only; tests marked ``stack`` run against the compose
-    stack, in its pass only. Each pass leaves the others' tests out rather than reporting them
-    as skipped."""
+    """``make test`` runs the suite in three passes. The SQLite pass runs every test but those
+    marked ``mysql`` (they exercise MariaDB itself) and ``stack``; the MariaDB pass runs only the
+    tests whose outcome the database engine shapes, marked ``engine`` or ``mysql``; tests marked
+    ``own_database`` start services on a database of their own and run in the SQLite pass only;
+    tests marked ``stack`` run against the compose stack, in its pass only. Each pass leaves the
+    others' tests out rather than reporting them as skipped."""
     on_mysql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
     other_pass = "own_database" if on_mysql else "mysql"
     # The stack's tests run in a pass of their own (RECSITE_STACK=1, make test-stack), and only they.
@@ -29,6 +30,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def elsewhere(item: pytest.Item) -> bool:
         if bool(item.get_closest_marker("stack")) != on_stack:
             return True
+        if on_mysql and not (item.get_closest_marker("engine") or item.get_closest_marker("mysql")):
+            return True  # it does not depend on the engine: the SQLite pass has run it
         return bool(item.get_closest_marker(other_pass))
 
     deselected = [item for item in items if elsewhere(item)]

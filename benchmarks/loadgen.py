@@ -75,11 +75,13 @@ def load_run(
     threads: int = 32,
     timeout: float = 10.0,
     during: list[tuple[float, Callable[[], object]]] | None = None,
+    stop: threading.Event | None = None,
     seed: int = 7,
 ) -> LoadResult:
     """Send ``GET /recommend/<viewer>`` at ``rate`` per second for ``seconds`` (at most
     ``rate * seconds`` requests). ``during`` holds (second, callable) pairs run at those times
-    from the load's start, in order, on this thread (a fault to inject under load)."""
+    from the load's start, in order, on this thread (a fault to inject under load). Setting
+    ``stop`` ends the load early."""
     _loopback(host)
     if not 0 < rate <= 2000 or not 0 < seconds <= 900:
         raise ValueError("the load is bounded: at most 2,000 requests per second for 15 minutes")
@@ -130,6 +132,8 @@ def load_run(
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for number in range(total):
+            if stop is not None and stop.is_set():
+                break
             due = began + number / rate
             while faults and faults[0][0] <= due - began:
                 _, action = faults.pop(0)

@@ -18,14 +18,14 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from core.models import NamedLock
+from core.processes import process_started_at
 
 
 class LockHeld(Exception):
@@ -41,19 +41,6 @@ def lock_holder_new() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _process_started_at(pid: int) -> datetime | None:
-    """When process ``pid`` of this host started, or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
-    except (OSError, StopIteration):
-        return None
-    # Field 22 (after the parenthesised command name, which may hold spaces) is the start time
-    # in clock ticks since boot.
-    ticks = int(stat.rsplit(")", 1)[1].split()[19])
-    return datetime.fromtimestamp(int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK"), tz=UTC)
-
-
 def lock_holder_is_dead(holder: str, *, acquired_at: datetime | None) -> bool:
     """True when ``holder`` is a process of this host that is gone (its pid unused, or reused by
     a process started after ``acquired_at``). False when alive, or of another host: unknown."""
@@ -61,7 +48,7 @@ def lock_holder_is_dead(holder: str, *, acquired_at: datetime | None) -> bool:
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    started = _process_started_at(int(pid))
+    started = process_started_at(int(pid))
     # A second's slack: the start time is known to a clock tick, the lock's time to the database's.
     return started is None or (acquired_at is not None and started > acquired_at + timedelta(seconds=1))
 

@@ -11,10 +11,12 @@ Files of processes that died are drained by the next worker that starts on the s
 (``spool_recover``): their rows are inserted ignoring duplicates (the request id is unique), so
 a row that also reached the database before the kill is not doubled.
 
-Layout: ``VAR_DIR/provenance-spool/<host>/<pid>-<token>.active.jsonl`` and
-``<pid>-<token>.<n>.sealed.jsonl`` (the token tells two spools of one process apart); a file
-being recovered is renamed ``claimed-<pid>-<name>`` first, so two starting workers never drain
-one file twice.
+Layout: ``VAR_DIR/provenance-spool/<host>/<owner>-<token>.active.jsonl`` and
+``<owner>-<token>.<n>.sealed.jsonl`` (the token tells two spools of one process apart); a file
+being recovered is renamed ``claimed-<owner>-<name>`` first, so two starting workers never drain
+one file twice. ``<owner>`` is ``<pid>.<start>``, the process's pid and start time
+(``core.processes``): a container's restarted workers get the same pids as the killed ones, and
+a pid alone would make a dead writer's file look like a live one's for ever.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from core.processes import process_is_alive, process_start_ticks
 from provenance.models import Recommendation
 
 logger = logging.getLogger(__name__)
@@ -48,7 +51,8 @@ _FIELDS = (
     "latency_ms",
     "host",
 )
-_OWNER = re.compile(r"^(?:claimed-(?P<claimer>\d+)-)?(?P<pid>\d+)-")
+# Files from before owners carried their start time name a bare pid.
+_OWNER = re.compile(r"^(?:claimed-(?P<claimer>\d+(?:\.\d+)?)-)?(?P<writer>\d+(?:\.\d+)?)-")
 
 
 def spool_directory() -> Path:
@@ -91,7 +95,7 @@ class Spool:
         os.close(self._descriptor)
         self._descriptor = None
         self._sealed += 1
-        sealed = self._active_path().with_name(f"{self._pid}-{self._token}.{self._sealed}.sealed.jsonl")
+        sealed = self._active_path().with_name(f"{process_owner()}-{self._token}.{self._sealed}.sealed.jsonl")
         os.replace(self._active_path(), sealed)
         self.sealed_files.append(sealed)
 
@@ -107,14 +111,16 @@ class Spool:
         self.release()
 
     def _open(self) -> None:
+        if self._pid != os.getpid():
+            self.sealed_files = []  # a forked child does not own its parent's files
+            self._sealed = 0
         self._pid, self._token = os.getpid(), uuid.uuid4().hex[:8]
-        self.sealed_files = []  # a forked child does not own its parent's files
         directory = spool_directory()
         directory.mkdir(parents=True, exist_ok=True)
         self._descriptor = os.open(self._active_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def _active_path(self) -> Path:
-        return spool_directory() / f"{self._pid}-{self._token}.active.jsonl"
+        return spool_directory() / f"{process_owner()}-{self._token}.active.jsonl"
 
 
 def spool_files_of_dead_processes() -> Iterator[Path]:
@@ -122,12 +128,12 @@ def spool_files_of_dead_processes() -> Iterator[Path]:
     directory = spool_directory()
     if not directory.is_dir():
         return
-    me = os.getpid()
+    me = process_owner()
     for path in sorted(directory.glob("*.jsonl")):
         match = _OWNER.match(path.name)
         if match is None:
             continue
-        owner = int(match["claimer"] or match["pid"])
+        owner = match["claimer"] or match["writer"]
         if owner != me and _alive(owner):
             continue
         if owner == me and not match["claimer"]:
@@ -139,7 +145,7 @@ def spool_recover(*, batch_size: int = 1000) -> int:
     """Insert the rows of dead processes' spool files, then delete the files; returns the rows
     read. A file is claimed (renamed) first, so two workers starting at once share the work."""
     recovered = 0
-    me = os.getpid()
+    me = process_owner()
     for path in spool_files_of_dead_processes():
         claimed = path if path.name.startswith(f"claimed-{me}-") else path.with_name(f"claimed-{me}-{path.name}")
         try:
@@ -155,7 +161,25 @@ def spool_recover(*, batch_size: int = 1000) -> int:
     return recovered
 
 
-def _alive(pid: int) -> bool:
+_owners: dict[int, str] = {}
+
+
+def process_owner() -> str:
+    """This process as spool files name it: ``<pid>.<start ticks>``."""
+    pid = os.getpid()
+    if pid not in _owners:
+        _owners[pid] = f"{pid}.{process_start_ticks(pid)}"
+    return _owners[pid]
+
+
+def _alive(owner: str) -> bool:
+    pid, _, ticks = owner.partition(".")
+    if ticks:
+        return process_is_alive(int(pid), start_ticks=int(ticks))
+    return _pid_alive(int(pid))
+
+
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -294,6 +294,9 @@ PROMETHEUS_URL = env_url("PROMETHEUS_URL", "", schemes=("http", "https"))
 # Test-only fault injection: this pool answers /recommend that many milliseconds late.
 SERVING_FAULT_DELAY_MS = env_int("SERVING_FAULT_DELAY_MS", 0, minimum=0)
 SERVING_REFRESH_SECONDS = env_float("SERVING_REFRESH_SECONDS", 5.0, minimum=0.1)
+# After a failed read of a viewer's history, answers come from the model alone this long before
+# the database is asked again (serving.services.DatabaseBreaker).
+SERVING_DATABASE_RETRY_SECONDS = env_float("SERVING_DATABASE_RETRY_SECONDS", 2.0, minimum=0.0)
 SERVING_LIST_LENGTH = env_int("SERVING_LIST_LENGTH", 20, minimum=1, maximum=100)
 # Exploration against the feedback loop (off by default): this many of a list's last slots go
 # to movies the model ranks for the viewer but rarely shows anyone, chosen reproducibly per

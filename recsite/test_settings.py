@@ -18,3 +18,5 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns 
 # Where commits happen for real (a live server's tests), each training enqueues its fairness
 # report, run at once by Q_SYNC: the tests that want one compute it themselves.
 FAIRNESS_AFTER_TRAINING = False
+# A test that makes the database fail must not leave the next one answered without it.
+SERVING_DATABASE_RETRY_SECONDS = 0.0

@@ -3,10 +3,14 @@
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from django.db import connection
 
 from catalog.models import Movie, Rating, Viewer
 from core.db import EpochSeconds, bulk_insert_new, bulk_upsert_rows, db_datetimes, integer_columns
+
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
 
 
 def test_db_datetimes_store_what_the_field_would_store(db):

@@ -10,6 +10,10 @@ from catalog.models import Movie, Rating, Viewer
 from catalog.movielens import MovieLensFormatError
 from catalog.services import movielens_import
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
+
 FLAGS_DRAMA = "|".join(["0"] * 8 + ["1"] + ["0"] * 10)  # unknown, Action, ... Drama is the 9th flag
 FLAGS_COMEDY_ROMANCE = "|".join("1" if i in (5, 14) else "0" for i in range(19))
 

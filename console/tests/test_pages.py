@@ -12,6 +12,9 @@ from releases.models import Release
 
 from .conftest import serve
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def ops(client, django_user_model):

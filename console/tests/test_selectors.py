@@ -13,6 +13,9 @@ from stream.models import RejectedLine, RejectionOverflow
 
 from .conftest import serve
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 def _histogram(**counts):
     """Counts per bucket, named by each bucket's upper bound: _histogram(ms5=90, ms10=10)."""

@@ -8,6 +8,10 @@ from fairness.feedback import feedback_windows_compute
 from fairness.models import FeedbackWindow
 from provenance.models import Recommendation
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
+
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
 
 

@@ -12,6 +12,10 @@ from fairness.served import served_report_create, served_reports_catch_up
 from fairness.services import FairnessError
 from provenance.models import Recommendation
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
+
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
 
 

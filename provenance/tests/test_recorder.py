@@ -12,7 +12,10 @@ from prometheus_client import REGISTRY
 
 from provenance.models import Recommendation
 from provenance.recorder import RecommendationRecorder
-from provenance.spool import line_to_row, spool_directory
+from provenance.spool import Spool, line_to_row, process_owner, row_to_line, spool_directory, spool_recover
+
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
 
 
 def _row(request_id: str) -> Recommendation:
@@ -84,12 +87,12 @@ def test_every_recorded_row_is_in_the_spool_before_it_is_written(fresh_recorder)
     for number in range(3):
         fresh_recorder.record(_row(f"s{number}"))
 
-    lines = b"".join(path.read_bytes() for path in spool_directory().glob(f"{os.getpid()}-*.jsonl"))
+    lines = b"".join(path.read_bytes() for path in spool_directory().glob(f"{process_owner()}-*.jsonl"))
     assert {line_to_row(line).request_id for line in lines.splitlines()} >= {"s0", "s1", "s2"}
 
     assert fresh_recorder.flush() is True
     assert Recommendation.objects.filter(request_id__startswith="s").count() == 3
-    assert not list(spool_directory().glob(f"{os.getpid()}-*.sealed.jsonl"))  # written: deleted
+    assert not list(spool_directory().glob(f"{process_owner()}-*.sealed.jsonl"))  # written: deleted
 
 
 def test_rows_of_a_killed_worker_are_written_by_the_next_one(db, settings, tmp_path):
@@ -113,6 +116,35 @@ def test_rows_of_a_killed_worker_are_written_by_the_next_one(db, settings, tmp_p
     assert recovered == 3
     assert sorted(Recommendation.objects.values_list("request_id", flat=True)) == ["k0", "k1", "k2"]
     assert not list(spool_directory().iterdir())  # drained and deleted
+
+
+def test_a_dead_writer_whose_pid_is_now_a_live_process_is_recovered(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    # The file of a worker killed in a container that restarted: the same pid (this process's),
+    # another start time.
+    directory = spool_directory()
+    directory.mkdir(parents=True)
+    stale = directory / f"{os.getpid()}.1-deadbeef.active.jsonl"
+    stale.write_bytes(row_to_line(_row("reused-pid")))
+
+    recovered = spool_recover()
+
+    assert recovered == 1
+    assert Recommendation.objects.filter(request_id="reused-pid").exists()
+    assert not stale.exists()
+
+
+def test_sealed_files_are_deleted_after_every_write_not_only_the_first(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    spool = Spool()
+    for cycle in range(3):
+        spool.append(row_to_line(_row(f"c{cycle}")))
+        spool.seal()
+        spool.append(row_to_line(_row(f"d{cycle}")))  # an answer arrives while the batch is written
+        spool.release()
+
+    # Only the active file of the last answer is left: every sealed file was deleted.
+    assert [path.name.endswith(".active.jsonl") for path in spool_directory().iterdir()] == [True]
 
 
 KILLED_WORKER = """

@@ -7,6 +7,10 @@ from catalog.models import Movie, Viewer, Watch
 from provenance import selectors
 from provenance.models import Recommendation
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
+
 NOON = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 

@@ -16,6 +16,9 @@ from recommender.snapshots import (
 )
 from stream.services import stream_ingest_batch
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 def test_snapshot_writes_files_and_tracks_them_with_dvc(watched_world):
     snapshot = snapshot_create()

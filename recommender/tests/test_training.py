@@ -15,6 +15,9 @@ from recommender.selectors import model_version_stable_at
 from recommender.services import TrainingError, model_train, model_version_set_status
 from stream.services import stream_ingest_batch
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 def test_training_registers_a_version_with_its_lineage(trained_version):
     version = trained_version

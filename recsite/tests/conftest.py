@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from recsite.tests.stack import Stack
+from benchmarks.stack_client import ROOT, Stack
 
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:
     """The test stack, up and healthy, with a first model: started (or kept) by scripts/stack.sh,
     and on a fresh one the first day played by ``bootstrap`` at a small size."""
-    stack = Stack()
+    stack = Stack(
+        project="recsite-test",
+        env_file=ROOT / ".services" / "stack-test.env",
+        env_template=ROOT / "infra" / "stack-test.env",
+    )
     stack.script("up", timeout=2400)
     if stack.stable_version() is None:
         # What a client gets before the first training: the pools' own 503, through NGINX.

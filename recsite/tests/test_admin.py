@@ -6,6 +6,9 @@ from django.urls import reverse
 
 from stream.services import stream_ingest_batch
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def superuser_client(client, django_user_model):

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+import pytest
 from django.core.management import call_command
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -7,6 +8,9 @@ from django_q.models import Schedule, Success
 from django_q.scheduler import scheduler
 
 from recommender.models import ModelVersion
+
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
 
 
 def test_setup_schedules_is_idempotent(db, settings):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from recsite.tests.stack import ROOT, Stack, wait_until
+from benchmarks.stack_client import ROOT, Stack, wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.integration, pytest.mark.slow]
 
@@ -106,9 +106,7 @@ def test_a_model_trained_in_the_stack_records_the_code_it_was_built_from(stack: 
 
 def test_prometheus_scrapes_cadvisor_for_each_containers_cpu_and_memory(stack: Stack):
     def memory() -> set[str]:
-        samples = stack.prometheus(
-            f'container_memory_usage_bytes{{name=~"{stack.environment["COMPOSE_PROJECT_NAME"]}-.*"}}'
-        )
+        samples = stack.prometheus(f'container_memory_usage_bytes{{name=~"{stack.project}-.*"}}')
         return {sample["metric"]["name"] for sample in samples}
 
     names = wait_until(lambda: memory() or None, seconds=60, what="cAdvisor's container memory in Prometheus")
@@ -124,7 +122,7 @@ def test_data_lives_on_named_volumes(stack: Stack):
         mounts = stack.container(service)["Mounts"]
         return next(mount.get("Name", "") for mount in mounts if mount["Destination"] == path)
 
-    project = stack.environment["COMPOSE_PROJECT_NAME"]
+    project = stack.project
     kafka_files = stack.compose("exec", "-T", "kafka", "ls", "/var/lib/kafka/data")
 
     assert volume_at("kafka", "/var/lib/kafka/data") == f"{project}_kafka-data"

@@ -19,6 +19,9 @@ from releases.services import (
     release_start,
 )
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def candidate(trained_version) -> ModelVersion:

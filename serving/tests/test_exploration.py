@@ -4,6 +4,9 @@ from provenance.models import Recommendation
 from provenance.recorder import recorder
 from serving.router import router
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def serving_model(trained_version):

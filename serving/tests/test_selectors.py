@@ -1,6 +1,11 @@
+import pytest
+
 from catalog.models import Viewer
 from serving.selectors import viewer_state
 from stream.services import stream_ingest_batch
+
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
 
 
 def test_a_cold_viewers_state_and_demographics_come_in_one_query(db, django_assert_num_queries):

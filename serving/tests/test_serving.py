@@ -15,6 +15,9 @@ from serving import store as store_module
 from serving.router import router
 from stream.services import stream_ingest_batch
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def serving(trained_version):
@@ -206,6 +209,28 @@ def test_answers_from_the_model_alone_when_the_database_is_away(client, serving,
     assert len(body["items"]) == 20
     recorder.flush()
     assert Recommendation.objects.get().strategy == "personalized-degraded"
+
+
+def test_after_a_failed_read_the_database_is_left_alone_for_a_while(client, serving, monkeypatch, settings):
+    from serving.services import breaker
+
+    settings.SERVING_DATABASE_RETRY_SECONDS = 60
+    viewer = _known_viewer(serving)
+    calls = []
+
+    def broken(viewer_id):
+        calls.append(viewer_id)
+        raise DatabaseError("connection timed out")
+
+    monkeypatch.setattr("serving.services.viewer_state", broken)
+    try:
+        statuses = [client.get(f"/recommend/{viewer}").status_code for _ in range(5)]
+    finally:
+        breaker.reset()
+
+    # One request waited for the database; the four after it were answered without asking.
+    assert statuses == [200] * 5
+    assert calls == [viewer]
 
 
 def test_openapi_schema_describes_recommend(client, db):

@@ -14,6 +14,10 @@ from stream.models import IngestRun
 from stream.services import ConsumerStop, stream_consume
 from stream.sources import IterableSource
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
+
 ROOT = Path(__file__).resolve().parents[2]
 LINES = [
     f"2023-10-01T12:00:{second:02d},{viewer},GET /rate/movie+{viewer}+2000=4"

@@ -14,6 +14,10 @@ from stream.parsing import Rejection, parse_line
 from stream.services import KnownIds, rejections_total, stream_consume, stream_ingest_batch
 from stream.sources import FileSource, IterableSource
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
+
 MIXED_LINES = [
     # viewer 7 watches minutes 0-2 of one movie; minute 1 arrives twice, as the platform sends it
     "2023-10-01T12:00:00,7,GET /data/m/the+matrix+1999/0.mpg",

@@ -13,7 +13,7 @@ from stream.models import ObservedRecommendation, RejectedLine
 from stream.services import rejections_total, stream_consume
 from stream.sources import KafkaSource, SourceError
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+pytestmark = [pytest.mark.engine, pytest.mark.integration, pytest.mark.django_db]
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ from django.core.management import call_command
 from simulator.world import World
 from stream.parsing import RateEvent, Rejection, WatchEvent, parse_line
 
+# The database engine shapes what this checks: it runs on SQLite and on MariaDB.
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture(scope="module")
 def world():

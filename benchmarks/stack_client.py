@@ -1,7 +1,7 @@
-"""Reaching the compose stack the tests run against (``make test-stack``): a stack of its own
-(project ``recsite-test``, settings ``.services/stack-test.env`` from ``infra/stack-test.env``)
-beside a developer's, reached only through the ports it publishes on 127.0.0.1, and driven
-with ``docker compose`` (stop, kill, start) through ``scripts/stack.sh``.
+"""Reaching a running compose stack from this host, for the stack tests (``make test-stack``:
+project ``recsite-test``, settings ``.services/stack-test.env``) and ``make bench-stack`` (the
+developer's stack): only through the ports it publishes on 127.0.0.1, and driven with
+``docker compose`` (stop, kill, start) through ``scripts/stack.sh``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-ROOT = Path(__file__).resolve().parents[2]
-PROJECT = os.environ.get("RECSITE_STACK_PROJECT", "recsite-test")
-ENV_FILE = Path(os.environ.get("RECSITE_STACK_ENV_FILE", ROOT / ".services" / "stack-test.env"))
-ENV_TEMPLATE = ROOT / "infra" / "stack-test.env"
+ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
@@ -59,15 +56,17 @@ class Answer:
 
 
 class Stack:
-    """The running test stack: its ports, its database, its compose commands."""
+    """A running stack: its ports, its database, its compose commands."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, project: str, env_file: Path, env_template: Path = ROOT / ".env.example") -> None:
+        self.project = project
+        self.env_file = env_file
         self.first_answer: Answer | None = None
         self.environment = {
             **os.environ,
-            "COMPOSE_PROJECT_NAME": PROJECT,
-            "STACK_ENV_FILE": str(ENV_FILE),
-            "STACK_ENV_TEMPLATE": str(ENV_TEMPLATE),
+            "COMPOSE_PROJECT_NAME": project,
+            "STACK_ENV_FILE": str(env_file),
+            "STACK_ENV_TEMPLATE": str(env_template),
         }
 
     # --- starting and driving it ---------------------------------------------------------------
@@ -119,7 +118,7 @@ class Stack:
     # --- its published ports ----------------------------------------------------------------------
     @cached_property
     def settings(self) -> dict[str, str]:
-        return _settings(ENV_FILE)
+        return _settings(self.env_file)
 
     def port(self, name: str, default: int) -> int:
         return int(self.settings.get(name, default))
