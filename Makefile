@@ -84,6 +84,14 @@ bench-scale: venv
 	$(PY) benchmarks/scale.py --viewers 100000 --movies 27000 --interactions 2000000
 	$(PY) benchmarks/scale.py --viewers 1000000 --movies 27000 --interactions 10000000
 
+# 300 requests/s for 5 minutes through NGINX on the stack `make stack` runs (see docs/scaling.md).
+bench-stack: venv
+	@scripts/stack.sh up
+	@scripts/stack.sh compose exec -T worker python manage.py shell -c \
+		'from recommender.models import ModelVersion; raise SystemExit(not ModelVersion.objects.exists())' \
+		|| scripts/stack.sh bootstrap
+	$(PY) benchmarks/stack.py --rate $${BENCH_RATE:-300} --seconds $${BENCH_SECONDS:-300}
+
 bench-ingest: venv services
 	DATABASE_URL=$(MARIADB_URL) $(PY) benchmarks/ingest.py
 

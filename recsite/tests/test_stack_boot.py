@@ -4,6 +4,7 @@ production needs, and what an operator finds on it (issue 17's faults 1-5 and 9-
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
@@ -152,3 +153,19 @@ def test_the_runtime_image_has_no_compilers_or_test_tools(stack: Stack):
 
     assert result.stdout.strip() == ""
     assert size < 1_000_000_000
+
+
+def test_the_stack_benchmark_runs_at_a_tiny_size(stack: Stack):
+    # make bench-stack's script, at 20 requests/s for 10 s: a broken benchmark fails the build.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stack.py"), "--rate", "20", "--seconds", "10"],
+        env={**stack.environment},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "provenance rows 200 for 200 answers: equal" in result.stdout
+    assert "web-stable-1" in result.stdout
