@@ -39,8 +39,10 @@ WORKDIR /app
 ARG CODE_REVISION=unknown
 ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LOG_FORMAT=json \
     VAR_DIR=/var/lib/recsite STATIC_ROOT=/app/static CODE_REVISION=${CODE_REVISION}
+# The mount points of the named volumes recsite writes (its data, NGINX's upstreams file): a new
+# volume takes its owner from the image's directory.
 RUN useradd --system --uid 1000 --home-dir /var/lib/recsite recsite \
-    && mkdir -p /var/lib/recsite && chown recsite /var/lib/recsite
+    && mkdir -p /var/lib/recsite /etc/nginx/recsite && chown recsite /var/lib/recsite /etc/nginx/recsite
 USER recsite
 EXPOSE 8082
 CMD ["gunicorn", "recsite.wsgi"]

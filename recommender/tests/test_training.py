@@ -1,5 +1,6 @@
 import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,47 @@ def test_trainings_one_after_the_other_both_run(watched_world):
     second = model_train(actor="test")
 
     assert (first.version, second.version) == (1, 2)
+
+
+def test_a_training_whose_process_died_is_marked_failed_its_files_removed_and_queued_again(watched_world, settings):
+    import socket
+    import subprocess
+
+    from core.locks import lock_acquire
+    from core.models import NamedLock
+    from recommender.services import TRAINING_LOCK, model_training_recover, model_version_register
+    from recommender.snapshots import snapshot_create
+
+    # A worker killed mid-training: its version registered, half an artifact written, the lock
+    # still naming its (now dead) process on this host.
+    orphan = model_version_register(rating_algorithm="svd", ranker="ease", snapshot=snapshot_create(), actor="schedule")
+    leftover = Path(settings.MODEL_DIR) / f"v{orphan.version:04d}-abcdef"
+    leftover.mkdir(parents=True)
+    (leftover / "top.npy").write_bytes(b"half")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock_acquire(TRAINING_LOCK, holder=f"{socket.gethostname()}:{dead.pid}:abcd", stale_after=timedelta(hours=1))
+
+    recovered = model_training_recover()
+
+    orphan.refresh_from_db()
+    assert recovered == [orphan]
+    assert orphan.status == ModelVersion.Status.FAILED
+    assert "TrainingInterrupted" in orphan.error
+    assert not leftover.exists()
+    assert NamedLock.objects.get(name=TRAINING_LOCK).holder == ""
+    # Queued again at once (django-q2 runs it here synchronously): the next version trained.
+    assert ModelVersion.objects.filter(version=orphan.version + 1, status=ModelVersion.Status.STABLE).exists()
+
+
+def test_a_training_that_still_runs_is_not_recovered(watched_world):
+    from core.locks import lock_acquire, lock_holder_new
+    from recommender.services import TRAINING_LOCK, model_training_recover, model_version_register
+    from recommender.snapshots import snapshot_create
+
+    running = model_version_register(rating_algorithm="svd", ranker="ease", snapshot=snapshot_create(), actor="test")
+    lock_acquire(TRAINING_LOCK, holder=lock_holder_new(), stale_after=timedelta(hours=1))
+
+    assert model_training_recover() == []
+    running.refresh_from_db()
+    assert running.status == ModelVersion.Status.TRAINING

@@ -94,7 +94,9 @@ def test_events_to_a_promoted_model_whose_answers_carry_their_provenance(stack: 
     )
     assert state == "promoted", checks
     assert {source for source, _ in checks} == {"prometheus"}
-    assert str(candidate) in loads[0].versions  # the canary answered through NGINX
+    # NGINX gave the canary pool its share: it answered through the public port.
+    assert loads[0].pools["canary"] > 0
+    assert str(candidate) in loads[0].versions
     assert loads[0].failed == 0, loads[0].summary()
 
     # 5. The new version answers, and each answer's provenance row points to it.

@@ -146,3 +146,27 @@ def test_the_simulator_publishes_to_kafka_keyed_by_viewer(topic):
     assert run.lines > 0
     assert run.rejected == 0
     assert Watch.objects.exists()
+
+
+def test_the_topic_is_created_once_and_the_lag_counts_what_is_not_stored():
+    from stream.services import stream_lag, stream_topic_ensure
+
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    try:
+        created = stream_topic_ensure(bootstrap=settings.KAFKA_BOOTSTRAP, topic=name, partitions=2)
+        again = stream_topic_ensure(bootstrap=settings.KAFKA_BOOTSTRAP, topic=name, partitions=2)
+        _produce(name, [b"2023-10-01T12:00:00,1,GET /rate/a+movie+2000=4\n"] * 5)
+        before = stream_lag(bootstrap=settings.KAFKA_BOOTSTRAP, topic=name, group=f"{name}-group")
+        stream_consume(
+            source=KafkaSource(bootstrap=settings.KAFKA_BOOTSTRAP, topic=name, group=f"{name}-group"), max_events=5
+        )
+        after = stream_lag(bootstrap=settings.KAFKA_BOOTSTRAP, topic=name, group=f"{name}-group")
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP)
+        admin.delete_topics([name])
+        admin.close()
+
+    assert (created, again) == (True, False)
+    assert len(before) == 2
+    assert sum(before.values()) == 5
+    assert after == {0: 0, 1: 0}
