@@ -90,6 +90,10 @@ bench-stack: venv
 	@scripts/stack.sh compose exec -T worker python manage.py shell -c \
 		'from recommender.models import ModelVersion; raise SystemExit(not ModelVersion.objects.exists())' \
 		|| scripts/stack.sh bootstrap
+	@# Both pools under load: a second version trained on the same data starts a canary by itself.
+	@scripts/stack.sh compose exec -T worker python manage.py shell -c \
+		'from releases.services import release_active; raise SystemExit(release_active() is None)' \
+		|| scripts/stack.sh compose exec -T worker python manage.py train
 	$(PY) benchmarks/stack.py --rate $${BENCH_RATE:-300} --seconds $${BENCH_SECONDS:-300}
 
 bench-ingest: venv services

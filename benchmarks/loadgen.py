@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -71,7 +71,7 @@ def load_run(
     port: int,
     rate: float,
     seconds: float,
-    viewers: range = range(1, 601),
+    viewers: Sequence[int] = range(1, 601),
     threads: int = 32,
     timeout: float = 10.0,
     during: list[tuple[float, Callable[[], object]]] | None = None,

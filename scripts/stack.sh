@@ -9,7 +9,8 @@
 #
 #   scripts/stack.sh up|down|bootstrap|build|status|logs|compose ARGS...|engine
 #
-#   up         engine, Compose, images, then `docker compose up -d --wait` (every service healthy)
+#   up         engine, Compose, images, then `docker compose up -d`; waits for every service's
+#              health (the web servers' once a model exists)
 #   down       `docker compose down` (named volumes, and so the data, are kept; DOWN_ARGS=-v drops them)
 #   bootstrap  the first day: the catalogue and a stream from the simulator into Kafka, ingested,
 #              and the first training (see the README's "Production")
@@ -36,16 +37,8 @@ export DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
-apt_install() {
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing Debian packages: ${missing[*]}"
-  # Wait for another apt (an unattended upgrade) rather than fail.
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-}
+# shellcheck source=scripts/apt.sh
+source "$ROOT/scripts/apt.sh"
 
 # --- The engine and Compose ----------------------------------------------------------------
 engine() {
