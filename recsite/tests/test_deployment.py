@@ -1,5 +1,7 @@
-"""The production stack's configuration agrees with itself (docker compose cannot run here)."""
+"""The production stack's configuration agrees with itself, read as files (the stack's own tests,
+marked ``stack``, run it)."""
 
+import re
 import runpy
 import subprocess
 import sys
@@ -21,8 +23,8 @@ def test_every_host_prometheus_scrapes_is_an_allowed_host():
     hosts = {target.split(":")[0] for config in web["static_configs"] for target in config["targets"]}
     allowed = _compose()["x-recsite"]["environment"]["ALLOWED_HOSTS"]
 
-    default = allowed.split(":-", 1)[1].rstrip("}").split(",")
-    assert hosts <= set(default)
+    # The settings file's names (interpolated) and the pools' own, always appended.
+    assert hosts <= set(re.sub(r"\$\{ALLOWED_HOSTS:-([^}]*)\}", r"\1", allowed).split(","))
 
 
 def test_the_stack_creates_its_schedules_when_it_starts():
@@ -32,8 +34,18 @@ def test_the_stack_creates_its_schedules_when_it_starts():
     assert "manage.py setup_schedules" in command
 
 
-def test_prometheus_is_not_published_beyond_this_host():
-    assert _compose()["services"]["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+def test_only_the_public_port_and_kafkas_listener_may_be_published_beyond_this_host():
+    published = sorted(
+        (name, port) for name, service in _compose()["services"].items() for port in service.get("ports", [])
+    )
+
+    # Prometheus, MariaDB and the console stay on this host; the public port and Kafka's external
+    # listener bind where PUBLIC_BIND and KAFKA_EXTERNAL_BIND say.
+    assert [(name, port) for name, port in published if not port.startswith("127.0.0.1:")] == [
+        ("kafka", "${KAFKA_EXTERNAL_BIND:-127.0.0.1}:${KAFKA_EXTERNAL_PORT:-29092}:29092"),
+        ("nginx", "${PUBLIC_BIND:-0.0.0.0}:${PUBLIC_PORT:-8082}:8082"),
+    ]
+    assert {name for name, _ in published} == {"kafka", "mariadb", "nginx", "prometheus"}
 
 
 def test_each_pool_has_its_own_metrics_directory(monkeypatch, tmp_path):
