@@ -124,9 +124,13 @@ TEMPLATES = [
 DATABASE_URL = env_url(
     "DATABASE_URL", f"sqlite:///{VAR_DIR / 'recsite.sqlite3'}", schemes=("sqlite", "mysql", "mysql2", "mariadb")
 )
+# Persistent connections are checked before their first use in each task or request: after the
+# database restarted, the worker's first task failed on a connection the server had dropped.
 _db = dict(
     dj_database_url.parse(
-        DATABASE_URL.replace("mariadb://", "mysql://", 1), conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)
+        DATABASE_URL.replace("mariadb://", "mysql://", 1),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 )
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -312,6 +316,9 @@ PROVENANCE_BATCH_SIZE = env_int("PROVENANCE_BATCH_SIZE", 500, minimum=1)
 # Background threads (model watcher, provenance writer); tests drive their work directly.
 SERVING_THREADS = env_bool("SERVING_THREADS", True)
 PROVENANCE_FLUSH_SECONDS = env_float("PROVENANCE_FLUSH_SECONDS", 1.0, minimum=0.05)
+# How often each worker's writer drains the spool files left by dead workers on its host (and
+# its own rows dropped from memory during an outage) once the database answers.
+PROVENANCE_RECOVER_SECONDS = env_float("PROVENANCE_RECOVER_SECONDS", 10.0, minimum=0.05)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))

@@ -113,3 +113,27 @@ def test_a_holder_on_another_host_is_honoured_until_stale(db):
     lock_acquire("job", holder="elsewhere:1:abcd", stale_after=HOUR)
 
     assert not lock_acquire("job", holder="next", stale_after=HOUR)
+
+
+@pytest.mark.mysql
+@pytest.mark.django_db(transaction=True)
+def test_a_task_after_the_database_dropped_its_persistent_connection_takes_the_lock(monkeypatch):
+    import MySQLdb
+    from django.conf import settings
+    from django.db import close_old_connections
+
+    # The worker's connection, kept between tasks (CONN_MAX_AGE), is dropped by the server (a
+    # restart): the next task's first statement is an autocommit switch, not a query.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CONNECTION_ID()")
+        (connection_id,) = cursor.fetchone()
+    db = settings.DATABASES["default"]
+    admin = MySQLdb.connect(host=db["HOST"], port=int(str(db["PORT"])), user=db["USER"], password=db["PASSWORD"])
+    admin.cursor().execute(f"KILL CONNECTION {connection_id}")
+    admin.close()
+
+    close_old_connections()  # what django-q2 does before each task
+
+    assert lock_acquire("job-after-restart", holder="worker", stale_after=HOUR)

@@ -29,6 +29,27 @@ class Steps:
         print(f"[loop] {step}: {self.times[-1][1]:.1f} s ({now - self.started:.1f} s in all)")
 
 
+def _what_the_worker_did(stack: Stack, *, since: int) -> str:
+    """The registry, releases, failed tasks and the worker's last lines: why no canary came."""
+    versions = stack.sql(
+        "SELECT version, status, error, gate FROM recommender_modelversion WHERE version >= %s ORDER BY version",
+        (since,),
+    )
+    releases = stack.sql("SELECT id, state, candidate_id FROM releases_release ORDER BY id DESC LIMIT 5")
+    failures = stack.sql("SELECT name, func, result FROM django_q_task WHERE success = 0 ORDER BY stopped DESC LIMIT 5")
+    schedules = stack.sql("SELECT name, next_run, repeats FROM django_q_schedule")
+    return "\n".join(
+        [
+            f"versions: {versions}",
+            f"releases: {releases}",
+            f"failed tasks: {failures}",
+            f"schedules: {schedules}",
+            "worker:",
+            stack.logs("worker")[-6000:],
+        ]
+    )
+
+
 def test_events_to_a_promoted_model_whose_answers_carry_their_provenance(stack: Stack):
     steps = Steps()
     stable = stack.stable_version()
@@ -52,14 +73,18 @@ def test_events_to_a_promoted_model_whose_answers_carry_their_provenance(stack: 
         "from django.utils import timezone; from django_q.models import Schedule\n"
         "Schedule.objects.filter(name='retrain models').update(next_run=timezone.now())"
     )
-    candidate = wait_until(
-        lambda: stack.sql(
-            "SELECT version, status FROM recommender_modelversion WHERE version > %s AND status = 'canary'", (stable,)
-        ),
-        seconds=240,
-        every=2,
-        what="a new version trained by the schedule and released to the canary",
-    )[0][0]
+    try:
+        candidate = wait_until(
+            lambda: stack.sql(
+                "SELECT version, status FROM recommender_modelversion WHERE version > %s AND status = 'canary'",
+                (stable,),
+            ),
+            seconds=240,
+            every=2,
+            what="a new version trained by the schedule and released to the canary",
+        )[0][0]
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{_what_the_worker_did(stack, since=stable or 0)}") from None
     steps.done(f"scheduled training → gate → canary (v{candidate})")
 
     # 4. Traffic through NGINX while the analysis judges the canary from Prometheus, step by step.
