@@ -6,11 +6,13 @@ The view hands each row to ``recorder.record()``, which appends it to this proce
 bounded in-memory queue. A daemon thread writes the queue in batches (``bulk_create`` ignoring
 duplicates, so a retried batch adds nothing), then deletes the spool files whose rows are all
 in. If the database is away, the batch stays queued and is retried with back-off; failures are
-counted. Past ``PROVENANCE_MAX_PENDING`` rows the oldest are dropped from memory and counted, so
-an outage cannot exhaust the worker's memory. ``flush()`` writes everything now (gunicorn's
-worker_exit hook and atexit call it), and a starting worker drains the spool files of workers
-that died (``recover()``, from gunicorn's post_worker_init), so every answered request has
-exactly one row, also after a SIGKILL.
+counted. Past ``PROVENANCE_MAX_PENDING`` rows the oldest are dropped from memory (and counted),
+not from disk: their spool files go to recovery, so an outage can neither exhaust the worker's
+memory nor lose a row. ``flush()`` writes everything now (gunicorn's worker_exit hook and atexit
+call it). The same thread drains the spool files of workers that died (``recover()``) every
+``PROVENANCE_RECOVER_SECONDS``, and a starting worker does at once (gunicorn's
+post_worker_init), so every answered request has exactly one row, also after a SIGKILL during
+an outage, without a restart.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections import deque
 from itertools import islice
 
@@ -75,6 +78,7 @@ class RecommendationRecorder:
             self._spool.append(line)  # before the answer leaves: survives a killed worker
             if len(self._pending) >= self.max_pending:
                 self._pending.popleft()
+                self._spool.dropped()
                 DROPPED.inc()
             self._pending.append(row)
             PENDING.set(len(self._pending))
@@ -139,12 +143,22 @@ class RecommendationRecorder:
 
     def _run(self) -> None:
         delay = self.interval
+        recover_at = time.monotonic() + float(settings.PROVENANCE_RECOVER_SECONDS)
         while not self._stopping:
             self._wake.wait(timeout=delay)
             self._wake.clear()
             try:
                 close_old_connections()
-                delay = self.interval if self.flush() else min(delay * 2, 30.0)
+                written = self.flush()
+                delay = self.interval if written else min(delay * 2, 30.0)
+                if written and time.monotonic() >= recover_at:
+                    # The database answers again: what dead workers (or this one's dropped
+                    # rows) left on disk goes in too.
+                    recover_at = time.monotonic() + float(settings.PROVENANCE_RECOVER_SECONDS)
+                    self.recover()
+            except DatabaseError as error:
+                logger.warning("could not recover spooled provenance rows (retried): %s", error)
+                connection_drop_if_broken()
             except Exception:  # the writer must outlive any single failure
                 logger.exception("provenance writer failed; retrying")
                 delay = min(delay * 2, 30.0)

@@ -7,20 +7,28 @@ down within the few seconds before the page cache reaches the disk; no fsync per
 
 The recorder seals the active file when it starts writing its queue to the database and
 deletes sealed files once the queue has been written, so the spool holds a few seconds of rows.
-Files of processes that died are drained by the next worker that starts on the same host
-(``spool_recover``): their rows are inserted ignoring duplicates (the request id is unique), so
-a row that also reached the database before the kill is not doubled.
+When the queue dropped rows from memory (an outage longer than it holds), the sealed files are
+not deleted but handed to recovery, which reads them back from disk.
+
+Recovery (``spool_recover``) inserts the rows of files whose writer is gone, ignoring duplicates
+(the request id is unique, so a row that also reached the database before the kill is not
+doubled), then deletes the files. Every worker's writer thread runs it every
+``PROVENANCE_RECOVER_SECONDS`` and a starting worker runs it at once, so spooled rows reach the
+database once it is back, whoever wrote them, without waiting for a restart.
 
 Layout: ``VAR_DIR/provenance-spool/<host>/<owner>-<token>.active.jsonl`` and
 ``<owner>-<token>.<n>.sealed.jsonl`` (the token tells two spools of one process apart); a file
-being recovered is renamed ``claimed-<owner>-<name>`` first, so two starting workers never drain
-one file twice. ``<owner>`` is ``<pid>.<start>``, the process's pid and start time
-(``core.processes``): a container's restarted workers get the same pids as the killed ones, and
-a pid alone would make a dead writer's file look like a live one's for ever.
+being recovered is renamed ``claimed-<claimer>-<name>`` first, so two workers never drain one
+file twice. A claimed file whose insert failed stays with its live claimer, which retries it;
+one whose claimer died is claimed again by the next. ``<owner>`` is ``<pid>.<start>``, the
+process's pid and start time (``core.processes``): a container's restarted workers get the same
+pids as the killed ones, and a pid alone would make a dead writer's file look like a live one's
+for ever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,6 +61,7 @@ _FIELDS = (
 )
 # Files from before owners carried their start time name a bare pid.
 _OWNER = re.compile(r"^(?:claimed-(?P<claimer>\d+(?:\.\d+)?)-)?(?P<writer>\d+(?:\.\d+)?)-")
+_CLAIM = re.compile(r"^claimed-\d+(?:\.\d+)?-")
 
 
 def spool_directory() -> Path:
@@ -80,6 +89,9 @@ class Spool:
         self._token = ""
         self._sealed = 0
         self.sealed_files: list[Path] = []
+        # Rows dropped from memory since the last seal, and whether a sealed file holds some.
+        self._dropped = False
+        self._sealed_hold_dropped = False
 
     def append(self, line: bytes) -> None:
         """Append one line made by ``row_to_line`` (made before the caller takes its lock)."""
@@ -88,10 +100,16 @@ class Spool:
         assert self._descriptor is not None
         os.write(self._descriptor, line)
 
+    def dropped(self) -> None:
+        """The queue let go of rows it had spooled: only this file has them now."""
+        self._dropped = True
+
     def seal(self) -> None:
         """Close the active file under a sealed name: rows appended from now on go to a new one."""
         if self._descriptor is None or self._pid != os.getpid():
             return
+        self._sealed_hold_dropped |= self._dropped
+        self._dropped = False
         os.close(self._descriptor)
         self._descriptor = None
         self._sealed += 1
@@ -100,20 +118,28 @@ class Spool:
         self.sealed_files.append(sealed)
 
     def release(self) -> None:
-        """Delete the sealed files: every row in them is in the database (or was dropped)."""
+        """Delete the sealed files, whose rows are all in the database; or, when the queue
+        dropped some of their rows, hand them to this process's recovery, which reads them back."""
         for path in self.sealed_files:
-            path.unlink(missing_ok=True)
+            if self._sealed_hold_dropped:
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(path, path.with_name(f"claimed-{process_owner()}-{path.name}"))
+            else:
+                path.unlink(missing_ok=True)
         self.sealed_files.clear()
+        self._sealed_hold_dropped = False
 
     def discard(self) -> None:
         """Seal and delete everything (a test that starts from an empty queue)."""
         self.seal()
+        self._sealed_hold_dropped = False
         self.release()
 
     def _open(self) -> None:
         if self._pid != os.getpid():
             self.sealed_files = []  # a forked child does not own its parent's files
             self._sealed = 0
+            self._dropped = self._sealed_hold_dropped = False
         self._pid, self._token = os.getpid(), uuid.uuid4().hex[:8]
         directory = spool_directory()
         directory.mkdir(parents=True, exist_ok=True)
@@ -143,11 +169,15 @@ def spool_files_of_dead_processes() -> Iterator[Path]:
 
 def spool_recover(*, batch_size: int = 1000) -> int:
     """Insert the rows of dead processes' spool files, then delete the files; returns the rows
-    read. A file is claimed (renamed) first, so two workers starting at once share the work."""
+    read. A file is claimed (renamed) first, so two workers at once share the work; a database
+    error leaves the rest claimed by this process, which tries again on its next call."""
     recovered = 0
     me = process_owner()
     for path in spool_files_of_dead_processes():
-        claimed = path if path.name.startswith(f"claimed-{me}-") else path.with_name(f"claimed-{me}-{path.name}")
+        if path.name.startswith(f"claimed-{me}-"):
+            claimed = path  # this process's own claim, whose insert failed before: retried
+        else:  # a dead claimer's name is dropped: one claim prefix at most
+            claimed = path.with_name(f"claimed-{me}-{_CLAIM.sub('', path.name)}")
         try:
             os.replace(path, claimed) if claimed != path else None
         except FileNotFoundError:

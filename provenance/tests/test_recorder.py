@@ -158,3 +158,67 @@ for n in range(3):
                                    latency_ms=1, served_at=timezone.now(), host="t"))
 os.kill(os.getpid(), signal.SIGKILL)
 """
+
+
+def test_rows_dropped_from_memory_in_an_outage_are_read_back_from_the_spool(fresh_recorder, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    small = RecommendationRecorder(max_pending=2, batch_size=10, interval=60)
+    for number in range(5):
+        small.record(_row(f"o{number}"))  # the database is away: three fall out of the queue
+
+    assert small.flush() is True  # the two still queued
+    assert Recommendation.objects.filter(request_id__startswith="o").count() == 2
+    assert small.recover() == 5  # the spool had all five; the two written are not doubled
+
+    assert sorted(Recommendation.objects.values_list("request_id", flat=True)) == [f"o{n}" for n in range(5)]
+    assert not list(spool_directory().glob("*.sealed.jsonl"))
+
+
+def test_a_claimed_file_whose_insert_failed_is_retried_by_its_claimer(db, settings, tmp_path, monkeypatch):
+    settings.VAR_DIR = tmp_path
+    directory = spool_directory()
+    directory.mkdir(parents=True)
+    (directory / "999999999.1-deadbeef.active.jsonl").write_bytes(row_to_line(_row("retried")))
+
+    def database_away(*args, **kwargs):
+        raise OperationalError("server has gone away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Recommendation.objects, "bulk_create", database_away)
+        with pytest.raises(OperationalError):
+            spool_recover()
+    claimed = f"claimed-{process_owner()}-999999999.1-deadbeef.active.jsonl"
+    assert [path.name for path in directory.iterdir()] == [claimed]
+
+    assert spool_recover() == 1
+    assert Recommendation.objects.filter(request_id="retried").exists()
+    assert not list(directory.iterdir())
+
+
+def test_a_file_claimed_by_a_process_that_died_is_claimed_again(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    directory = spool_directory()
+    directory.mkdir(parents=True)
+    (directory / "claimed-999999998.1-999999999.1-deadbeef.active.jsonl").write_bytes(row_to_line(_row("orphan")))
+
+    assert spool_recover() == 1
+    assert Recommendation.objects.filter(request_id="orphan").exists()
+    assert not list(directory.iterdir())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_thread_drains_dead_workers_spools_without_a_restart(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    settings.SERVING_THREADS = True
+    settings.PROVENANCE_RECOVER_SECONDS = 0.1
+    directory = spool_directory()
+    directory.mkdir(parents=True)
+    (directory / "999999999.1-deadbeef.active.jsonl").write_bytes(row_to_line(_row("left-behind")))
+    background = RecommendationRecorder(max_pending=100, batch_size=100, interval=0.05)
+    background.record(_row("live"))
+
+    deadline = time.monotonic() + 10
+    while Recommendation.objects.filter(request_id__in=["live", "left-behind"]).count() < 2:
+        assert time.monotonic() < deadline, "the dead worker's row was not recovered"
+        time.sleep(0.05)
+    background.stop()
