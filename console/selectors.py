@@ -27,6 +27,7 @@ from provenance.models import Recommendation
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from releases.analysis import Measurement, MetricCheck, analysis_table
 from releases.models import AnalysisRun, Release, ReleaseEvent
+from serving.models import ArtifactFault
 from stream.models import IngestRun, RejectedLine, RejectionOverflow
 
 # Upper bounds of the latency histogram (ms), as a Prometheus histogram's buckets: p99 per time
@@ -305,6 +306,13 @@ def queue_health(now: datetime | None = None) -> QueueHealth:
         alive=bool(states) and not any(state.overdue for state in states),
         next_training=training.next_run if training else None,
     )
+
+
+def artifact_faults_recent(*, now: datetime | None = None, hours: int = 24) -> list[ArtifactFault]:
+    """Damaged artifacts the serving hosts found in the last ``hours``, newest first."""
+    since = (now or timezone.now()) - timedelta(hours=hours)
+    faults = ArtifactFault.objects.filter(detected_at__gte=since).select_related("model_version", "stand_in")
+    return list(faults[:20])
 
 
 # --- Model versions --------------------------------------------------------------------------

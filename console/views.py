@@ -23,21 +23,44 @@ from releases.services import RELEASE_DECISIONS
 OVERVIEW_HOURS = 3
 
 
+# What each block of the overview shows, by the permission that lets one see it: staff with no
+# permission at all see the page and nothing of recsite's state.
+OVERVIEW_PERMISSIONS = {
+    "versions": "recommender.view_modelversion",
+    "release": "releases.view_release",
+    "fairness": "fairness.view_fairnessreport",
+    "served_fairness": "fairness.view_servedfairnessreport",
+    "traffic": "provenance.view_recommendation",
+    "ingest": "stream.view_ingestrun",
+    "rejections": "stream.view_rejectedline",
+    "queue": "django_q.view_schedule",
+    "artifact_faults": "serving.view_artifactfault",
+}
+
+
 def overview_context(request: HttpRequest) -> dict[str, Any]:
     now = timezone.now()
-    serving = selectors.serving_now(now)
-    traffic = selectors.pool_traffic_recent(hours=OVERVIEW_HOURS, now=now)
-    return {
-        "serving": serving,
-        "fairness": selectors.fairness_of_serving(serving),
-        "served_fairness": served_report_latest(),
-        "release_actions": _release_actions(serving),
-        "traffic_charts": selectors.traffic_charts(traffic),
-        "traffic_hours": OVERVIEW_HOURS,
-        "ingest_chart": selectors.ingest_chart(),
-        "rejections_chart": selectors.rejections_chart(),
-        "queue": selectors.queue_health(now),
-    }
+    shown = {block for block, permission in OVERVIEW_PERMISSIONS.items() if request.user.has_perm(permission)}
+    serving = selectors.serving_now(now) if shown & {"versions", "release"} else None
+    context: dict[str, Any] = {"shown": shown, "serving": serving, "traffic_hours": OVERVIEW_HOURS}
+    if serving is not None and "fairness" in shown:
+        context["fairness"] = selectors.fairness_of_serving(serving)
+    if "served_fairness" in shown:
+        context["served_fairness"] = served_report_latest()
+    if serving is not None and "release" in shown:
+        context["release_actions"] = _release_actions(serving)
+    if "traffic" in shown:
+        traffic = selectors.pool_traffic_recent(hours=OVERVIEW_HOURS, now=now)
+        context["traffic_charts"] = selectors.traffic_charts(traffic)
+    if "ingest" in shown:
+        context["ingest_chart"] = selectors.ingest_chart()
+    if "rejections" in shown:
+        context["rejections_chart"] = selectors.rejections_chart()
+    if "queue" in shown:
+        context["queue"] = selectors.queue_health(now)
+    if "artifact_faults" in shown:
+        context["artifact_faults"] = selectors.artifact_faults_recent(now=now)
+    return context
 
 
 def _release_actions(serving: selectors.ServingNow) -> list[str]:

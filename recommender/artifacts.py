@@ -222,8 +222,8 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def artifact_load(path: Path, *, sha256: str) -> Artifact:
-    """Check and map an artifact: the arrays are read-only views of the files' pages."""
+def _verified_manifest(path: Path, *, sha256: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The manifest's files and meta, once the manifest and every file match their sha256."""
     if path.is_file():
         raise ArtifactError(f"model artifact {path} is a single file from an older recsite: retrain to serve it")
     try:
@@ -243,7 +243,6 @@ def artifact_load(path: Path, *, sha256: str) -> Artifact:
         meta: dict[str, Any] = manifest["meta"]
     except (ValueError, KeyError, TypeError) as error:
         raise ArtifactError(f"model artifact {path} is not a recsite artifact: {error}") from None
-    arrays: dict[str, np.ndarray] = {}
     for name, recorded in files.items():
         file = path / f"{name}.npy"
         try:
@@ -252,13 +251,28 @@ def artifact_load(path: Path, *, sha256: str) -> Artifact:
             raise ArtifactError(f"model artifact {path}: {file.name} cannot be read: {error.strerror}") from None
         if digest != recorded["sha256"]:
             raise ArtifactError(f"model artifact {path} is corrupt: {file.name} does not match its sha256")
+    return files, meta
+
+
+def artifact_verify(artifact: Artifact) -> None:
+    """Hash a loaded artifact's files again (ArtifactError if they changed): a file changed in
+    place under a mapping is read as it is now, so loading is not the only moment to check."""
+    _verified_manifest(artifact.path, sha256=artifact.sha256)
+
+
+def artifact_load(path: Path, *, sha256: str) -> Artifact:
+    """Check and map an artifact: the arrays are read-only views of the files' pages."""
+    files, meta = _verified_manifest(path, sha256=sha256)
+    arrays: dict[str, np.ndarray] = {}
+    for name in files:
+        file = path / f"{name}.npy"
         try:
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as error:
             raise ArtifactError(f"model artifact {path}: {file.name} is not a numpy array: {error}") from None
         # A mapped scalar is a one-element view that numpy will not turn into a float: read it.
         arrays[name] = np.array(array) if array.ndim == 0 else array
-    return Artifact(path=path, sha256=actual, meta=meta, arrays=arrays)
+    return Artifact(path=path, sha256=sha256, meta=meta, arrays=arrays)
 
 
 def predict_rating(artifact: Artifact, *, viewer_row: int | None, movie_column: int) -> float:

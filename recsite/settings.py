@@ -298,6 +298,9 @@ PROMETHEUS_URL = env_url("PROMETHEUS_URL", "", schemes=("http", "https"))
 # Test-only fault injection: this pool answers /recommend that many milliseconds late.
 SERVING_FAULT_DELAY_MS = env_int("SERVING_FAULT_DELAY_MS", 0, minimum=0)
 SERVING_REFRESH_SECONDS = env_float("SERVING_REFRESH_SECONDS", 5.0, minimum=0.1)
+# How often a worker hashes the artifact it serves again (0: only at load). A file damaged in
+# place is read through the mapping as it now is; this bounds how long that goes unnoticed.
+SERVING_VERIFY_SECONDS = env_float("SERVING_VERIFY_SECONDS", 60.0, minimum=0.0)
 # After a failed read of a viewer's history, answers come from the model alone this long before
 # the database is asked again (serving.services.DatabaseBreaker).
 SERVING_DATABASE_RETRY_SECONDS = env_float("SERVING_DATABASE_RETRY_SECONDS", 2.0, minimum=0.0)

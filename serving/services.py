@@ -1,16 +1,23 @@
-"""Answering one request for recommendations."""
+"""Answering one request for recommendations, and recording what a serving host found wrong."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
 from prometheus_client import Counter
 
+from core.notifications import notification_enqueue
+from serving.models import ArtifactFault
 from serving.selectors import viewer_state
-from serving.store import Answer, ServingModel
+
+if TYPE_CHECKING:  # the store records its faults here: a type-only import keeps the two apart
+    from serving.store import Answer, ServingModel
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,33 @@ def recommendation_answer(
         demographics=state.demographics,
         count=count,
     )
+    # An older version answering for one whose artifact is damaged: recorded as degraded.
+    answer.degraded = model.stands_in_for is not None
     return model.explore(
         answer, viewer_id=viewer_id, request_id=request_id, slots=exploration_slots, finished=state.finished
     )
+
+
+def artifact_fault_record(*, version_id: int, pool: str, detail: str, stand_in_id: int | None) -> ArtifactFault | None:
+    """Store a damaged artifact found by this host, and tell people the first time; None when it
+    was already stored (another worker of the host found it first). Raises DatabaseError when
+    the database is away: the store tries again on its next refresh."""
+    host = socket.gethostname()
+    try:
+        with transaction.atomic():
+            fault = ArtifactFault.objects.create(
+                model_version_id=version_id,
+                host=host,
+                pool=pool,
+                detected_at=timezone.now(),
+                detail=detail,
+                stand_in_id=stand_in_id,
+            )
+    except IntegrityError:
+        return None
+    instead = f"v{fault.stand_in.version} answers instead" if fault.stand_in else "no older good artifact"
+    notification_enqueue(
+        subject=f"v{fault.model_version.version}'s artifact is damaged on {host}",
+        body=f"{detail}\n\n{instead}; its answers are recorded as degraded. Retrain, or republish the artifact.",
+    )
+    return fault

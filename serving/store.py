@@ -6,16 +6,28 @@ viewer's list is the precomputed top list minus what they rated or finished sinc
 a changed or new history is scored by the ranker (a sparse row-sum over item-item weights, or
 ALS's fold-in: one k-by-k solve) and a partial sort; a viewer with no history gets the
 cold-start list for their demographics.
+
+What a worker serves must not depend on the database or on one file staying intact. Each pool
+remembers the last versions this host served (``MODEL_DIR/serving/<pool>.json``), so a worker
+that starts while the registry cannot be read serves the last of them. A loaded artifact is hashed
+again every ``SERVING_VERIFY_SECONDS``; when it no longer matches, or the wanted version's
+artifact will not load, the newest older good artifact stands in (its answers recorded as
+degraded), the fault is stored for the console and people are told.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -23,7 +35,7 @@ from django.db import DatabaseError
 from prometheus_client import Counter, Gauge
 
 from catalog.demographics import age_bucket
-from recommender.artifacts import Artifact, ArtifactError, artifact_load
+from recommender.artifacts import Artifact, ArtifactError, artifact_load, artifact_verify
 from recommender.learning.ranking import RankerModel
 from recommender.models import ModelVersion
 
@@ -33,6 +45,17 @@ LOADED_VERSION = Gauge(
     "recsite_model_version_loaded", "Model version a worker serves", ["pool"], multiprocess_mode="liveall"
 )
 LOAD_FAILURES = Counter("recsite_model_load_failures_total", "Artifacts that failed to load", ["pool"])
+CORRUPTED = Counter(
+    "recsite_model_artifact_corrupted_total", "Served artifacts found no longer matching their sha256", ["pool"]
+)
+STAND_IN = Gauge(
+    "recsite_model_stand_in_version",
+    "Older version a worker serves in place of a damaged one (0: none)",
+    ["pool"],
+    multiprocess_mode="liveall",
+)
+# How many versions each pool remembers having served on this host.
+REMEMBERED = 3
 
 
 @dataclass
@@ -57,6 +80,8 @@ class ServingModel:
     movie_index: dict[str, int] = field(init=False)
     cold: dict[str, np.ndarray] = field(init=False)
     ranker: RankerModel = field(init=False)
+    # The version whose artifact is damaged and which this one answers for (its answers are degraded).
+    stands_in_for: int | None = None
 
     def __post_init__(self) -> None:
         self.movies = [str(movie) for movie in self.artifact["movies"]]
@@ -105,6 +130,24 @@ class ServingModel:
     def load(cls, version: ModelVersion) -> ServingModel:
         artifact = artifact_load(version.artifact_file, sha256=version.artifact_sha256)
         return cls(version=version.version, version_id=version.pk, artifact=artifact)
+
+    @classmethod
+    def load_remembered(cls, remembered: dict[str, Any], *, stands_in_for: int | None = None) -> ServingModel:
+        artifact = artifact_load(Path(settings.MODEL_DIR) / remembered["path"], sha256=remembered["sha256"])
+        return cls(
+            version=int(remembered["version"]),
+            version_id=int(remembered["version_id"]),
+            artifact=artifact,
+            stands_in_for=stands_in_for,
+        )
+
+    def remembered(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "version_id": self.version_id,
+            "path": os.path.relpath(self.artifact.path, settings.MODEL_DIR),
+            "sha256": self.artifact.sha256,
+        }
 
     def viewer_row(self, viewer_id: int) -> int | None:
         viewers = self.artifact["viewers"]
@@ -165,6 +208,36 @@ class ServingModel:
         return [self.movies[c] for c in chosen[:count]]
 
 
+def served_path(pool: str) -> Path:
+    return Path(settings.MODEL_DIR) / "serving" / f"{pool}.json"
+
+
+def served_recall(pool: str) -> list[dict[str, Any]]:
+    """The versions this host served in ``pool``, newest first (empty if none or unreadable)."""
+    try:
+        recalled = json.loads(served_path(pool).read_text())["served"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [entry for entry in recalled if isinstance(entry, dict)] if isinstance(recalled, list) else []
+
+
+def served_remember(pool: str, model: ServingModel) -> None:
+    """Put ``model`` first among the versions this host served (written only when that changes,
+    atomically: a worker starting at the same moment reads the old list or the new one)."""
+    recalled = served_recall(pool)
+    if recalled and recalled[0] == model.remembered():
+        return
+    entries = [model.remembered(), *(e for e in recalled if e.get("version_id") != model.version_id)][:REMEMBERED]
+    path = served_path(pool)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps({"served": entries}, indent=1))
+        os.replace(temporary, path)
+    except OSError as error:  # serving goes on; only a later start without the database loses
+        logger.warning("could not remember v%s as served: %s", model.version, error)
+
+
 class ModelStore:
     """The version one pool serves in this process.
 
@@ -183,12 +256,17 @@ class ModelStore:
         self._lock = threading.Lock()
         # version id -> (monotonic time of the next attempt, back-off that led to it)
         self._failed: dict[int, tuple[float, float]] = {}
+        self._verify_at = 0.0
+        # (damaged version id, what was found, stand-in version id) not yet stored
+        self._faults: list[tuple[int, str, int | None]] = []
 
     def reset(self) -> None:
         """Forget the loaded model and every failure (tests; a worker would simply restart)."""
         with self._lock:
             self._set(None)
             self._failed.clear()
+            self._faults.clear()
+            self._verify_at = 0.0
 
     def backing_off(self) -> bool:
         """Whether every version that failed is still in its back-off (so a request that finds
@@ -206,11 +284,21 @@ class ModelStore:
         return ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).order_by("-version").first()
 
     def refresh(self) -> ServingModel | None:
-        """Load the wanted version if it is not the one held; keep the old one if loading fails."""
+        """Load the wanted version if it is not the one held; keep the old one if loading fails,
+        or have an older good artifact stand in when nothing good is held."""
+        self._verify()
+        try:
+            return self._refresh()
+        finally:
+            self._record_faults()
+
+    def _refresh(self) -> ServingModel | None:
         with self._lock:
             try:
                 wanted = self.wanted()
             except DatabaseError:
+                if self.current is None:
+                    self._stand_in(None, reason="the registry cannot be read")
                 logger.warning("could not ask the registry which version to serve; keeping v%s", self._held())
                 return self.current
             if wanted is None:
@@ -227,22 +315,112 @@ class ModelStore:
                 loaded = ServingModel.load(wanted)
             except ArtifactError as error:
                 LOAD_FAILURES.labels(pool=self.pool).inc()
-                backoff = min(max(backoff * 2, self.FIRST_BACKOFF_SECONDS), self.LONGEST_BACKOFF_SECONDS)
-                self._failed[wanted.pk] = (time.monotonic() + backoff, backoff)
-                logger.error(
-                    "cannot serve v%s: %s; keeping v%s, next try in %.0fs", wanted.version, error, self._held(), backoff
-                )
+                self._back_off(wanted.pk, backoff)
+                logger.error("cannot serve v%s: %s; keeping v%s", wanted.version, error, self._held())
+                if self.current is None:
+                    self._stand_in(wanted, reason=str(error))
                 return self.current
             self._failed.clear()
             self._set(loaded)
+            served_remember(self.pool, loaded)
             logger.info(
                 "serving v%s in the %s pool (loaded in %.2fs)", loaded.version, self.pool, time.perf_counter() - started
             )
             return loaded
 
+    def _verify(self) -> None:
+        """Hash the held artifact again once ``SERVING_VERIFY_SECONDS`` have passed (outside the
+        lock: requests go on meanwhile). A damaged one is replaced by an older good one."""
+        model = self.current
+        if model is None or not settings.SERVING_VERIFY_SECONDS or time.monotonic() < self._verify_at:
+            return
+        self._verify_at = time.monotonic() + settings.SERVING_VERIFY_SECONDS
+        try:
+            artifact_verify(model.artifact)
+        except ArtifactError as error:
+            with self._lock:
+                if self.current is not model:
+                    return
+                CORRUPTED.labels(pool=self.pool).inc()
+                self._back_off(model.version_id, 0.0)
+                logger.error("v%s's artifact is damaged: %s", model.version, error)
+                # A stand-in that broke in turn is replaced by the next older one in the same way.
+                self._stand_in(None, reason=str(error), failed_id=model.version_id, failed_version=model.version)
+
+    def _stand_in(
+        self,
+        failed: ModelVersion | None,
+        *,
+        reason: str,
+        failed_id: int | None = None,
+        failed_version: int | None = None,
+    ) -> None:
+        """Serve the newest good artifact older than the failed version (this host's memory of
+        what it served, then the registry's stable and retired versions); with no failed version
+        (the registry is away), the newest this host served."""
+        failed_id = failed.pk if failed is not None else failed_id
+        failed_version = failed.version if failed is not None else failed_version
+        candidates = [e for e in served_recall(self.pool) if e.get("version_id") != failed_id]
+        if failed_version is not None:
+            candidates = [e for e in candidates if int(e.get("version", 0)) < failed_version]
+            with contextlib.suppress(DatabaseError):
+                older = ModelVersion.objects.filter(
+                    status__in=[ModelVersion.Status.STABLE, ModelVersion.Status.RETIRED], version__lt=failed_version
+                ).exclude(artifact_path="")
+                known = {int(e.get("version_id", 0)) for e in candidates} | {failed_id or 0}
+                for version in older.exclude(pk__in=known).order_by("-version")[:REMEMBERED]:
+                    candidates.append(
+                        {
+                            "version": version.version,
+                            "version_id": version.pk,
+                            "path": version.artifact_path,
+                            "sha256": version.artifact_sha256,
+                        }
+                    )
+            candidates.sort(key=lambda entry: -int(entry.get("version", 0)))
+        for entry in candidates:
+            try:
+                model = ServingModel.load_remembered(entry, stands_in_for=failed_version)
+            except (ArtifactError, KeyError, ValueError, TypeError) as error:
+                logger.warning("v%s cannot stand in: %s", entry.get("version"), error)
+                continue
+            self._set(model)
+            if failed_id is not None:
+                self._faults.append((failed_id, reason, model.version_id))
+            logger.warning("serving v%s in the %s pool: %s", model.version, self.pool, reason)
+            return
+        if failed_id is not None and self.current is not None and self.current.version_id == failed_id:
+            self._faults.append((failed_id, reason, None))
+            logger.error("no older good artifact: the damaged v%s goes on serving", failed_version)
+
+    def _record_faults(self) -> None:
+        """Store the faults found so far (the database may have been away when they were)."""
+        from serving.services import artifact_fault_record  # the services answer with this store's models
+
+        if not self._faults:
+            return
+        with self._lock:
+            faults, self._faults = self._faults, []
+        while faults:
+            version_id, detail, stand_in_id = faults[0]
+            try:
+                artifact_fault_record(version_id=version_id, pool=self.pool, detail=detail, stand_in_id=stand_in_id)
+            except DatabaseError as error:
+                logger.warning("could not store the artifact fault (kept for the next refresh): %s", error)
+                with self._lock:
+                    self._faults[:0] = faults
+                return
+            faults.pop(0)
+
+    def _back_off(self, version_id: int, backoff: float) -> None:
+        backoff = min(max(backoff * 2, self.FIRST_BACKOFF_SECONDS), self.LONGEST_BACKOFF_SECONDS)
+        self._failed[version_id] = (time.monotonic() + backoff, backoff)
+
     def _set(self, model: ServingModel | None) -> None:
         self.current = model
+        self._verify_at = time.monotonic() + settings.SERVING_VERIFY_SECONDS
         LOADED_VERSION.labels(pool=self.pool).set(model.version if model else 0)
+        STAND_IN.labels(pool=self.pool).set(model.version if model and model.stands_in_for is not None else 0)
 
     def _held(self) -> str:
         return str(self.current.version) if self.current else "none"

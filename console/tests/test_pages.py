@@ -181,3 +181,52 @@ def test_list_pages_take_the_same_queries_however_many_rows(ops, db, django_asse
     for name in ("provenance_recommendation", "catalog_viewer", "catalog_movie", "recommender_modelversion"):
         with django_assert_max_num_queries(12):
             assert ops.get(reverse(f"admin:{name}_changelist")).status_code == 200
+
+
+def _staff(client, django_user_model, *permissions: str):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("staff", "staff@example.org", "pw", is_staff=True)
+    for name in permissions:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    client.force_login(user)
+    return client
+
+
+def test_the_overview_shows_staff_without_permissions_nothing_of_recsites_state(client, django_user_model, released):
+    text = _staff(client, django_user_model).get(reverse("admin:index")).content.decode()
+
+    assert 'id="nothing-shown"' in text
+    for block in ("tile-stable", "tile-canary", "tile-release", "tile-queue", "traffic-requests", 'id="schedules"'):
+        assert block not in text
+    assert f">v{released.candidate.version}</a>" not in text
+    assert "NDCG" not in text
+
+
+def test_each_block_of_the_overview_needs_the_view_permission_of_what_it_shows(client, django_user_model, released):
+    viewer = _staff(client, django_user_model, "recommender.view_modelversion")
+    text = viewer.get(reverse("admin:index")).content.decode()
+
+    assert 'id="tile-stable"' in text
+    assert "NDCG@10" in text
+    for block in ("tile-release", "tile-queue", "traffic-requests", 'id="schedules"', "Served answers"):
+        assert block not in text
+
+
+def test_a_damaged_artifact_found_by_a_server_is_said_on_the_overview(ops, released):
+    from django.utils import timezone
+
+    from serving.models import ArtifactFault
+
+    stable = ModelVersion.objects.get(status=ModelVersion.Status.STABLE)
+    ArtifactFault.objects.create(
+        model_version=released.candidate, host="web-1", pool="canary", detected_at=timezone.now(),
+        detail="top.npy does not match its sha256", stand_in=stable,
+    )  # fmt: skip
+
+    text = ops.get(reverse("admin:index")).content.decode()
+
+    assert f"v{released.candidate.version}'s artifact is damaged on web-1" in text
+    assert f"v{stable.version} answers instead" in text
+    assert ops.get(reverse("admin:serving_artifactfault_changelist")).status_code == 200

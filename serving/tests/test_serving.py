@@ -325,3 +325,74 @@ def test_a_corrupt_stable_artifact_is_not_reread_on_every_request(client, servin
     time.sleep(store_module.ModelStore.FIRST_BACKOFF_SECONDS + 0.1)
     client.get("/recommend/5")
     assert len(reads) == 2  # tried again once the back-off ended
+
+
+def _damage_in_place(version) -> None:
+    """Change the top lists without changing the file's size (a bad disk, a botched copy)."""
+    top = version.artifact_file / "top.npy"
+    data = bytearray(top.read_bytes())
+    data[-8:] = bytes(8) if data[-8:] != bytes(8) else b"\xff" * 8
+    top.write_bytes(bytes(data))
+
+
+def _two_versions(first):
+    """v1 retired, v2 stable and served by this worker."""
+    router.route(None)
+    second = model_train(actor="test")
+    model_version_set_status(version=second, status=ModelVersion.Status.STABLE)
+    router.refresh()
+    assert router.route(None)[1].version == 2
+    return second
+
+
+def test_a_worker_started_while_the_registry_is_away_serves_the_last_version_this_host_served(
+    client, serving, monkeypatch
+):
+    viewer = _known_viewer(serving)  # this worker served v1: the host remembers it
+    router.reset()  # a new worker
+
+    def registry_away(self):
+        raise DatabaseError("server has gone away")
+
+    monkeypatch.setattr(store_module.ModelStore, "wanted", registry_away)
+    monkeypatch.setattr("serving.services.viewer_state", lambda viewer_id: registry_away(None))
+    response = client.get(f"/recommend/{viewer}")
+
+    assert response.status_code == 200
+    assert response["X-Model-Version"] == "1"
+
+
+def test_an_artifact_damaged_in_place_is_found_and_an_older_good_version_stands_in(client, serving, settings):
+    from serving.models import ArtifactFault
+
+    settings.SERVING_VERIFY_SECONDS = 0.01
+    second = _two_versions(serving)
+    viewer = _known_viewer(second)
+    _damage_in_place(second)
+    time.sleep(0.02)
+
+    router.refresh()  # the watcher thread's round
+    response = client.get(f"/recommend/{viewer}")
+    recorder.flush()
+
+    assert response.status_code == 200
+    assert response["X-Model-Version"] == "1"
+    row = Recommendation.objects.get(request_id=response["X-Request-Id"])
+    assert row.strategy.endswith("-degraded")
+    fault = ArtifactFault.objects.get()
+    assert (fault.model_version.version, fault.stand_in.version) == (2, 1)
+    assert "top.npy does not match its sha256" in fault.detail
+
+
+def test_after_a_restart_a_damaged_stable_artifact_is_replaced_by_an_older_good_one(client, serving):
+    from serving.models import ArtifactFault
+
+    second = _two_versions(serving)
+    _damage_in_place(second)
+    router.reset()  # the worker restarts: v2 fails its hash at load
+
+    response = client.get("/recommend/5")
+
+    assert response.status_code == 200
+    assert response["X-Model-Version"] == "1"
+    assert ArtifactFault.objects.get().stand_in.version == 1
