@@ -189,12 +189,21 @@ class KafkaSource:
         self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
     ) -> Iterator[list[bytes]]:
         budget = LineBudget(max_lines)
-        idle_since = time.monotonic()
+        idle_since = waiting_since = time.monotonic()
         while not budget.exhausted:
             polled = self._consumer.poll(timeout_ms=500, max_records=budget.batch_size(batch_size))
             batch = [record.value for records in polled.values() for record in records if record.value is not None]
             if time.monotonic() - self._lag_reported_at >= 5:
                 self._report_lag()
+            if not batch and not self._consumer.assignment():
+                # Joining the group is not idleness: a restarted consumer finished with
+                # "0 lines" and 150,000 messages waiting. A join that never ends (other
+                # consumers hold every partition) ends the run after a while all the same.
+                idle_since = time.monotonic()
+                if idle_seconds is not None and idle_since - waiting_since >= max(60.0, 4 * idle_seconds):
+                    logger.warning("no partition of %s assigned to this consumer: stopping", self.topic)
+                    return
+                continue
             if not batch:
                 if idle_seconds is not None and time.monotonic() - idle_since >= idle_seconds:
                     return
