@@ -189,6 +189,9 @@ KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 3, minimum=1, maximum=1000)
 STREAM_BATCH_SIZE = env_int("STREAM_BATCH_SIZE", 5000, minimum=1, maximum=100_000)
 # Longer lines are rejected unread: the longest real line (20 results) is about 1.5 KB.
 STREAM_MAX_LINE_BYTES = env_int("STREAM_MAX_LINE_BYTES", 8192, minimum=256)
+# Events dated further than this past the consumer's clock are rejected (future_timestamp):
+# the platform's clocks may run a little ahead, not years.
+STREAM_MAX_CLOCK_SKEW_SECONDS = env_int("STREAM_MAX_CLOCK_SKEW_SECONDS", 300, minimum=0)
 # Rejected lines kept verbatim; past this they are still counted, but not stored.
 STREAM_REJECTED_KEEP = env_int("STREAM_REJECTED_KEEP", 10_000, minimum=0)
 STREAM_METRICS_PORT = env_int("STREAM_METRICS_PORT", 0, minimum=0, maximum=65535)

@@ -80,6 +80,7 @@ REJECTION_REASONS = (
     "control_characters",
     "missing_fields",
     "bad_timestamp",
+    "future_timestamp",
     "bad_viewer_id",
     "unknown_request",
     "bad_movie_id",
@@ -103,8 +104,10 @@ def parse_timestamp(text: str) -> datetime | None:
         return None
 
 
-def parse_line(raw: bytes | str, *, max_length: int = 8192) -> Parsed:
-    """Parse one line of the platform's log; never raises."""
+def parse_line(raw: bytes | str, *, max_length: int = 8192, latest: datetime | None = None) -> Parsed:
+    """Parse one line of the platform's log; never raises. An event after ``latest`` (now plus
+    the clock skew allowed, chosen by the caller so this stays pure) is rejected: stored, a
+    rating dated 9999-12-31 would be the viewer's "current" rating of the movie for good."""
     if isinstance(raw, bytes):
         if len(raw) > max_length:
             return _reject("too_long", f"{len(raw)} bytes", raw[:max_length].decode("utf-8", "replace"))
@@ -129,6 +132,8 @@ def parse_line(raw: bytes | str, *, max_length: int = 8192) -> Parsed:
     at = parse_timestamp(stamp)
     if at is None:
         return _reject("bad_timestamp", stamp[:40], line)
+    if latest is not None and at > latest:
+        return _reject("future_timestamp", f"{stamp[:40]} is after {latest.isoformat(timespec='seconds')}", line)
     if not _VIEWER.match(viewer_text) or not 0 < int(viewer_text) <= MAX_VIEWER_ID:
         return _reject("bad_viewer_id", viewer_text[:40], line)
     viewer_id = int(viewer_text)

@@ -20,7 +20,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
@@ -87,7 +87,8 @@ def stream_ingest_batch(
     """Parse and store one batch of lines in one transaction (see the module docstring)."""
     known = known if known is not None else KnownIds()
     max_length = settings.STREAM_MAX_LINE_BYTES
-    parsed = [parse_line(line, max_length=max_length) for line in lines]
+    latest = timezone.now() + timedelta(seconds=settings.STREAM_MAX_CLOCK_SKEW_SECONDS)
+    parsed = [parse_line(line, max_length=max_length, latest=latest) for line in lines]
     result = BatchResult(lines=len(lines))
     watches: list[WatchEvent] = []
     rates: list[RateEvent] = []

@@ -123,6 +123,22 @@ def test_rejected_lines_are_kept_verbatim_with_reason():
 
 
 @pytest.mark.django_db
+def test_a_rating_dated_far_in_the_future_is_kept_aside_and_does_not_pin_the_current_rating():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    soon = (timezone.now() + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S")
+    result = stream_ingest_batch(
+        lines=["9999-12-31T23:59:59,9,GET /rate/heat+1995=1", f"{soon},9,GET /rate/heat+1995=5"]
+    )
+
+    assert result.by_reason == {"future_timestamp": 1}
+    assert list(Rating.objects.filter(viewer_id=9).values_list("score", flat=True)) == [5]  # within the skew
+    assert RejectedLine.objects.get().reason == "future_timestamp"
+
+
+@pytest.mark.django_db
 def test_rejected_lines_past_the_bound_are_counted_not_stored(settings):
     settings.STREAM_REJECTED_KEEP = 3
     garbage = [f"garbage line {number}" for number in range(10)]

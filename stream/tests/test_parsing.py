@@ -95,6 +95,19 @@ def test_rejects_impossible_or_malformed_timestamps(stamp):
     assert parse_timestamp(stamp) is None
 
 
+def test_an_event_after_the_latest_allowed_moment_is_rejected_and_one_at_it_is_not():
+    latest = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    line = "{},7,GET /rate/heat+1995=4"
+
+    future = parse_line(line.format("9999-12-31T23:59:59"), latest=latest)
+    at_the_bound = parse_line(line.format("2026-12-01T12:00:00"), latest=latest)
+
+    assert isinstance(future, Rejection)
+    assert future.reason == "future_timestamp"
+    assert "9999-12-31T23:59:59 is after 2026-12-01T12:00:00+00:00" in future.detail
+    assert isinstance(at_the_bound, RateEvent)
+
+
 @pytest.mark.parametrize(
     "slug",
     [
