@@ -105,11 +105,26 @@ class RecommendView(APIView):
     permission_classes = ()
 
     @extend_schema(
-        parameters=[OpenApiParameter("user_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        parameters=[
+            # What ViewerIdField accepts, so a schema-valid id is never refused.
+            OpenApiParameter(
+                "user_id",
+                {"type": "integer", "minimum": 1, "maximum": MAX_VIEWER_ID},
+                OpenApiParameter.PATH,
+                description=f"the platform's user id: a whole number from 1 to {MAX_VIEWER_ID}, no leading zeros",
+            ),
+            OpenApiParameter(
+                "format",
+                OpenApiTypes.STR,
+                enum=["txt", "json"],
+                description="the answer's form, instead of an Accept header; any other value is a 404",
+            ),
+        ],
         responses={
             (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="movie ids separated by commas"),
             (200, "application/json"): RecommendationSerializer,
             (400, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="why the id was refused"),
+            (404, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="a ?format= other than txt or json"),
             (500, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="the answer failed"),
             (503, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="no model loaded yet"),
         },

@@ -396,3 +396,19 @@ def test_after_a_restart_a_damaged_stable_artifact_is_replaced_by_an_older_good_
     assert response.status_code == 200
     assert response["X-Model-Version"] == "1"
     assert ArtifactFault.objects.get().stand_in.version == 1
+
+
+def test_the_schema_declares_the_ids_and_formats_the_service_accepts(client, serving):
+    from catalog.identifiers import MAX_VIEWER_ID
+
+    schema = client.get("/api/schema?format=json").json()
+    operation = schema["paths"]["/recommend/{user_id}"]["get"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+
+    assert parameters["user_id"]["schema"] == {"type": "integer", "minimum": 1, "maximum": MAX_VIEWER_ID}
+    assert sorted(parameters["format"]["schema"]["enum"]) == ["json", "txt"]
+    assert "404" in operation["responses"]
+    # The bounds are the service's: the largest declared id is answered, one more is refused.
+    assert client.get(f"/recommend/{MAX_VIEWER_ID}").status_code == 200
+    assert client.get(f"/recommend/{MAX_VIEWER_ID + 1}").status_code == 400
+    assert client.get("/recommend/5?format=AAA").status_code == 404
