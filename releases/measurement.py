@@ -25,12 +25,13 @@ class MeasurementError(Exception):
     """A source of figures (Prometheus) that did not answer."""
 
 
-def measure_pool(
-    *, pool: str, start: datetime, end: datetime, follow_window: timedelta = timedelta(hours=1)
-) -> Measurement:
+def measure_pool(*, pool: str, start: datetime, end: datetime, follow_window: timedelta | None = None) -> Measurement:
     """One pool over [start, end): requests, success rate and latency (from Prometheus when
     ``PROMETHEUS_URL`` is set, else from the provenance table), and the share of its answers
-    followed by a watch of a recommended movie (the stream, joined in the database)."""
+    followed by a watch of a recommended movie within ``FAIRNESS_FOLLOW_HOURS`` (the stream,
+    joined in the database; the served fairness report follows answers the same way)."""
+    if follow_window is None:
+        follow_window = timedelta(hours=settings.FAIRNESS_FOLLOW_HOURS)
     follow_rate, samples = _follow_rate(
         pool=pool, start=start - follow_window, end=end - follow_window, window=follow_window
     )

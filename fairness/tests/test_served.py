@@ -175,3 +175,20 @@ def test_the_overview_shows_the_latest_served_report_and_its_flags(served_day, a
     assert 'id="served-fairness-flags"' in body
     assert reverse("admin:fairness_servedfairnessreport_change", args=[report.pk]) in body
     assert "What was served on 2026-11-01" in body
+
+
+def test_the_served_command_prints_a_day_whose_best_group_followed_nothing(db, settings, capsys):
+    # No answer followed by any group: the follow-rate ratio has no best to divide by.
+    settings.FAIRNESS_MIN_GROUP_VIEWERS = 1
+    Viewer.objects.create(id=1, gender="F", age=25, occupation="writer")
+    Viewer.objects.create(id=2, gender="M", age=25, occupation="writer")
+    Movie.objects.create(slug="a+2000", title="A", year=2000, genres=["Drama"])
+    _answer(1, 1, "a+2000", 10)
+    _answer(2, 2, "a+2000", 10)
+
+    call_command("fairness_report", "--served", "--day", "2026-11-01")
+
+    out = capsys.readouterr().out
+    assert "followed:" in out
+    assert "undefined" in out
+    assert ServedFairnessReport.objects.count() == 1

@@ -210,6 +210,24 @@ def test_a_passing_candidate_starts_a_canary_by_itself(trained_version, django_c
     assert Release.objects.get().candidate == second
 
 
+def test_the_automatic_start_after_a_person_released_the_version_first_ends_cleanly(candidate, trained_version):
+    from releases.tasks import release_start_candidate
+
+    release = release_start(candidate=candidate, actor="ops")  # pressed before the task ran
+
+    assert release_start_candidate(candidate.pk) == f"not started: v{candidate.version} is canary, not a candidate"
+    assert Release.objects.get() == release
+
+
+def test_the_automatic_start_while_another_release_runs_ends_cleanly(candidate, trained_version):
+    from releases.tasks import release_start_candidate
+
+    other = release_start(candidate=candidate, actor="ops")
+    third = model_train(actor="test")
+
+    assert release_start_candidate(third.pk) == f"not started: {other} is running"
+
+
 def test_the_scheduled_check_evaluates_the_running_release(candidate, trained_version):
     from releases.tasks import release_evaluate_active
 
@@ -273,3 +291,23 @@ def test_a_canary_without_data_pauses_after_the_inconclusive_limit_and_people_ar
     assert "2 inconclusive checks in a row" in release.events.last().reason
     assert "paused: the analysis cannot decide" in mail.outbox[-1].subject
     assert release_evaluate(release=release) is None  # a paused release is not checked
+
+
+def test_the_canary_follows_answers_for_the_hours_the_served_fairness_report_does(db, settings):
+    from catalog.models import Movie, Viewer, Watch
+    from releases.measurement import measure_pool
+
+    settings.PROMETHEUS_URL = ""
+    viewer = Viewer.objects.create(id=1, gender="F", age=25, occupation="writer")
+    movie = Movie.objects.create(slug="a+2000", title="A", year=2000, genres=["Drama"])
+    ten = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    Recommendation.objects.create(
+        request_id="f1", viewer_id=1, pool="canary", items="a+2000", latency_ms=1.0, served_at=ten, host="t"
+    )
+    started = ten + timedelta(minutes=90)
+    Watch.objects.create(viewer=viewer, movie=movie, first_seen_at=started, last_seen_at=started)
+
+    settings.FAIRNESS_FOLLOW_HOURS = 2.0  # the answer at 10:00 is read over 12:00-13:00's window
+    followed = measure_pool(pool="canary", start=ten + timedelta(hours=2), end=ten + timedelta(hours=3))
+
+    assert (followed.follow_rate, followed.follow_samples) == (1.0, 1)

@@ -102,9 +102,14 @@ def _gap_line(metric: str, gap: dict[str, Any]) -> str:
     if gap["best"] is None:
         return f"  {metric}: fewer than two groups large enough to compare"
     return (
-        f"  {metric}: best {gap['best']}, worst {gap['worst']}, difference {gap['difference']:.4f}, "
-        f"ratio {gap['ratio']:.3f}, mean absolute deviation {gap['mad']:.4f}"
+        f"  {metric}: best {gap['best']}, worst {gap['worst']}, difference {_figure(gap['difference'], 4)}, "
+        f"ratio {_figure(gap['ratio'], 3)}, mean absolute deviation {_figure(gap['mad'], 4)}"
     )
+
+
+def _figure(value: float | None, places: int) -> str:
+    # A ratio to a best group of 0 is undefined: stored as None, said as such.
+    return "undefined" if value is None else f"{value:.{places}f}"
 
 
 def _interval(value: list[float | None] | None) -> str:
