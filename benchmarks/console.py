@@ -142,9 +142,8 @@ def _measure() -> None:
     from provenance.models import Recommendation
     from recommender.models import ModelVersion
 
-    get_user_model().objects.create_superuser("bench", "bench@example.org", "bench")
     client = Client()
-    client.login(username="bench", password="bench")
+    client.force_login(get_user_model().objects.create_superuser("bench", "bench@example.org", "bench"))
     answer = Recommendation.objects.order_by("-served_at").values_list("pk", "viewer_id").first()
     assert answer is not None
     answers = reverse("admin:provenance_recommendation_changelist")

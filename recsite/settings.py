@@ -6,6 +6,7 @@ Production sets ``DATABASE_URL=mysql://...``, ``KAFKA_BOOTSTRAP`` and friends (s
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
+    "axes",
     # recsite's apps, bottom layer first (the import contract in pyproject.toml holds the order).
     "core",
     "catalog",
@@ -98,8 +100,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last but the metrics: answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# --- Console logins ---------------------------------------------------------------------------
+# django-axes counts failed logins per account and per address (each on its own: an attacker
+# trying many accounts from one address is stopped, and so is one account tried from many).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.http.client_address"
+# How many proxies in front append to X-Forwarded-For (NGINX in the compose stack: 1). With 0,
+# the connection's address is the client's; a header a client sends itself is never trusted.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5)
 
 ROOT_URLCONF = env_str("ROOT_URLCONF", "recsite.urls")
 WSGI_APPLICATION = "recsite.wsgi.application"

@@ -320,6 +320,25 @@ def test_the_public_server_answers_recommendations_only_and_the_console_has_its_
     assert status(console, "/metrics") == 404  # Prometheus scrapes the pools directly
 
 
+def test_nginx_turns_away_a_flood_of_console_logins_but_not_the_login_form(stack):
+    url = f"http://127.0.0.1:{stack.ports['console']}/admin/login/"
+
+    def status(method: str) -> int:
+        body = b"username=ops&password=guess" if method == "POST" else None
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data=body, method=method), timeout=15) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    posted = [status("POST") for _ in range(16)]
+
+    # The burst (10) and the first reach Django (403 without a CSRF token); then NGINX says 429.
+    assert 429 not in posted[:11]
+    assert posted[11:] == [429] * 5
+    assert [status("GET") for _ in range(3)] == [200] * 3
+
+
 def test_schemathesis_finds_no_500_on_a_live_gunicorn_pool(stack):
     """Requests generated from /api/schema, sent to a real gunicorn pool: never a 500. Against
     gunicorn rather than Django's test server, which lets through headers gunicorn refuses (a
