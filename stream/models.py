@@ -67,6 +67,8 @@ class IngestRun(models.Model):
         FINISHED = "finished"
         STOPPED = "stopped"  # asked to stop (SIGTERM): what it stored is committed
         FAILED = "failed"
+        # Its process is gone (SIGKILL, out of memory): the counts are what it had stored.
+        ABANDONED = "abandoned"
 
     source = models.CharField(max_length=300)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
@@ -79,6 +81,8 @@ class IngestRun(models.Model):
     rejected = models.PositiveBigIntegerField(default=0)
     batches = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    holder = models.CharField(max_length=120, blank=True, help_text="host:pid of the consumer process")
+    updated_at = models.DateTimeField(null=True, blank=True, help_text="when its counts were last saved")
 
     class Meta:
         ordering = ["-started_at"]

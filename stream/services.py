@@ -30,6 +30,7 @@ from django.utils import timezone
 from catalog.identifiers import title_year_from_slug
 from catalog.models import Movie, Rating, Viewer, Watch
 from core.db import bulk_upsert, connection_drop_if_broken, database_answers
+from core.locks import lock_holder_is_dead, lock_holder_new
 from core.logcontext import log_context, new_id
 from stream import metrics
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
@@ -309,7 +310,9 @@ def stream_consume(
     """
     batch_size = batch_size or settings.STREAM_BATCH_SIZE
     stop = stop or ConsumerStop()
-    run = IngestRun.objects.create(source=source.name, started_at=timezone.now())
+    ingest_runs_abandon()
+    now = timezone.now()
+    run = IngestRun.objects.create(source=source.name, started_at=now, updated_at=now, holder=lock_holder_new())
     known = KnownIds()
     try:
         for lines in source.batches(batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds):
@@ -420,10 +423,28 @@ def _add_to_run(run: IngestRun, result: BatchResult) -> None:
     run.recommendations += result.by_kind["recommendation"]
     run.rejected += result.rejected
     run.batches += 1
+    # Saved with every batch, so a consumer killed next leaves the counts of what it stored.
+    run.updated_at = timezone.now()
+    _save_run(run)
     if run.batches % 20 == 0:
-        # A long-running consumer reports as it goes (and keeps its run record current).
-        _save_run(run)
         logger.info("ingested %s lines so far (%s rejected)", f"{run.lines:,}", f"{run.rejected:,}")
+
+
+def ingest_runs_abandon() -> list[IngestRun]:
+    """Mark abandoned the runs still ``running`` whose consumer process on this host is gone
+    (a SIGKILL, the out-of-memory killer), with the counts they last saved; returns them. Runs of
+    other hosts are left to their own host's next consumer."""
+    abandoned = []
+    for run in IngestRun.objects.filter(status=IngestRun.Status.RUNNING).exclude(holder=""):
+        if not lock_holder_is_dead(run.holder, acquired_at=run.started_at):
+            continue
+        run.status = IngestRun.Status.ABANDONED
+        run.finished_at = run.updated_at or run.started_at
+        run.error = f"its process ({run.holder}) is gone; the counts are what it had stored"
+        run.save(update_fields=["status", "finished_at", "error"])
+        logger.warning("ingest run %s abandoned: %s", run.pk, run.error)
+        abandoned.append(run)
+    return abandoned
 
 
 def _save_run(run: IngestRun, *, patience_seconds: float = 0.0) -> None:

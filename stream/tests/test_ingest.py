@@ -315,3 +315,51 @@ def test_a_huge_line_is_rejected_without_being_read_whole(tmp_path, settings):
     assert parse_line(lines[1], max_length=1024).reason == "too_long"
     assert lines[2] == MIXED_LINES[1].encode() + b"\n"  # the next line is intact
     assert source.done == path.stat().st_size
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.django_db
+def test_a_run_whose_consumer_died_is_shown_abandoned_with_what_it_stored():
+    import socket
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from stream.services import ingest_runs_abandon
+
+    last_batch = timezone.now() - timedelta(minutes=3)
+    killed = IngestRun.objects.create(
+        source="kafka://k/movielog", started_at=last_batch - timedelta(hours=1), updated_at=last_batch,
+        holder=f"{socket.gethostname()}:{_dead_pid()}:deadbeef", lines=15_000, ratings=900, batches=3,
+    )  # fmt: skip
+    elsewhere = IngestRun.objects.create(
+        source="kafka://k/movielog", started_at=last_batch, holder="another-host:1:cafe"
+    )
+
+    assert ingest_runs_abandon() == [killed]
+
+    killed.refresh_from_db()
+    assert killed.status == IngestRun.Status.ABANDONED
+    assert (killed.lines, killed.ratings, killed.finished_at) == (15_000, 900, last_batch)
+    assert "is gone" in killed.error
+    elsewhere.refresh_from_db()
+    assert elsewhere.status == IngestRun.Status.RUNNING  # another host's: its own consumer decides
+
+
+@pytest.mark.django_db
+def test_every_batch_saves_the_runs_counts():
+    seen = []
+
+    def after(run, result):
+        seen.append(IngestRun.objects.get(pk=run.pk).lines)
+
+    stream_consume(source=IterableSource(MIXED_LINES * 3), batch_size=len(MIXED_LINES), on_batch=after)
+
+    assert seen == [len(MIXED_LINES), 2 * len(MIXED_LINES), 3 * len(MIXED_LINES)]

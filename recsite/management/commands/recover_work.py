@@ -1,6 +1,7 @@
 """python manage.py recover_work: run before the django-q2 cluster starts (the compose worker's
 command). Work that a killed or stopped process left half done is reconciled: a training whose
-process is gone is marked failed, its files removed, and a new one queued at once.
+process is gone is marked failed, its files removed, and a new one queued at once; an ingest run
+whose consumer on this host is gone is marked abandoned.
 
 ``--check`` is the worker's health check instead: the database answers and the cluster's
 processes (sentinel, monitor, pusher, workers) are running.
@@ -15,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.db import database_answers
 from recommender.services import model_training_recover
+from stream.services import ingest_runs_abandon
 
 
 def _cluster_processes() -> int:
@@ -45,3 +47,5 @@ class Command(BaseCommand):
             return
         for version in model_training_recover():
             self.stdout.write(f"v{version.version}: {version.error}; a new training is queued")
+        for run in ingest_runs_abandon():
+            self.stdout.write(f"ingest run {run.pk}: {run.error}")
