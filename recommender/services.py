@@ -101,15 +101,18 @@ def _train(
         models = _fit(version, data=data, tune=tune, seed=seed, progress=progress)
         progress("artifact")
         _artifact_store(version, models=models, data=data)
+        _record_figures(version, models=models, tune=tune, seed=seed)
+        version.gate = model_gate(candidate=version)
+        version.save()
+        _after_gate(version, actor=actor)
     except Exception as error:
-        _fail(version, error=error, actor=actor)
+        # Whatever step failed, the version does not stay "training", and people are told; a
+        # failure after the gate decided (a notification, a queued task) leaves its verdict.
+        if ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.TRAINING).exists():
+            _fail(version, error=error, actor=actor)
         if isinstance(error, TrainingError | ArtifactError | DvcError | SnapshotError):
             raise TrainingError(f"v{version.version}: {error}") from error
         raise
-    _record_figures(version, models=models, tune=tune, seed=seed)
-    version.gate = model_gate(candidate=version)
-    version.save()
-    _after_gate(version, actor=actor)
     return version
 
 
@@ -154,11 +157,19 @@ def _artifact_store(version: ModelVersion, *, models: TrainedModels, data: Snaps
 
 
 def _fail(version: ModelVersion, *, error: BaseException, actor: str) -> None:
+    """Mark a training failed, with the reason; remove the files it left (a failed version is
+    never served) and tell people."""
     version.status = ModelVersion.Status.FAILED
     version.error = f"{type(error).__name__}: {error}"
     version.training_finished_at = timezone.now()
+    version.artifact_path = ""
     version.save()
     _status_change(version, from_status=ModelVersion.Status.TRAINING, reason=version.error, actor=actor)
+    for leftover in Path(settings.MODEL_DIR).glob(f"v{version.version:04d}-*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
     notification_send(subject=f"training of v{version.version} failed", body=version.error)
 
 
@@ -184,11 +195,6 @@ def model_training_recover(*, actor: str = "recover_work") -> list[ModelVersion]
             for version in orphans:
                 error = TrainingInterrupted("the process training it stopped before it finished (a deploy or a crash)")
                 _fail(version, error=error, actor=actor)
-                for leftover in Path(settings.MODEL_DIR).glob(f"v{version.version:04d}-*"):
-                    if leftover.is_dir():
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        leftover.unlink(missing_ok=True)
     except LockHeld:
         return []
     if orphans:

@@ -214,6 +214,24 @@ def test_a_failure_during_training_is_recorded_and_notified(watched_world):
     assert mail.outbox[-1].subject == "[recsite] training of v1 failed"
 
 
+def test_a_failure_after_the_artifact_is_written_fails_the_version_and_removes_its_files(
+    watched_world, settings, monkeypatch
+):
+    def broken_gate(*, candidate):
+        raise ValueError("the gate could not read its bounds")
+
+    monkeypatch.setattr("recommender.services.model_gate", broken_gate)
+
+    with pytest.raises(ValueError, match="the gate could not read its bounds"):
+        model_train(actor="test")
+
+    version = ModelVersion.objects.get()
+    assert version.status == ModelVersion.Status.FAILED
+    assert version.error == "ValueError: the gate could not read its bounds"
+    assert not list(Path(settings.MODEL_DIR).glob("v0001-*"))
+    assert mail.outbox[-1].subject == "[recsite] training of v1 failed"
+
+
 def test_a_failing_mail_server_does_not_break_training(watched_world, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9
