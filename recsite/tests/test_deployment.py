@@ -48,6 +48,23 @@ def test_only_the_public_port_and_kafkas_listener_may_be_published_beyond_this_h
     assert {name for name, _ in published} == {"kafka", "mariadb", "nginx", "prometheus"}
 
 
+def test_the_pools_sync_workers_are_reachable_only_through_nginx_in_every_topology(monkeypatch, tmp_path):
+    # Four slow clients hold gunicorn's sync workers (a probe answered 1 in 14 when a pool was
+    # reached directly); NGINX buffers whole requests before it passes them on. So a pool is
+    # never a listener of its own: on the compose network only (no published port, above), and
+    # on the loopback address when gunicorn runs on a host (scripts, the demo).
+    monkeypatch.delenv("WEB_HOST", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "unused"))  # see the test below
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    web = {name: service for name, service in _compose()["services"].items() if name.startswith("web-")}
+
+    assert config["bind"] == "127.0.0.1:8082"
+    assert config["worker_class"] == "sync"
+    assert sorted(web) == ["web-canary", "web-stable-1", "web-stable-2"]
+    assert all("ports" not in service for service in web.values())
+
+
 def test_each_pool_has_its_own_metrics_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
     # Set, so that gunicorn.conf.py's setdefault leaves it alone and the teardown removes it: the
