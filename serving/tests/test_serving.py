@@ -75,8 +75,8 @@ def test_known_viewers_never_get_what_they_rated_or_finished(client, serving):
     assert runtime is not None  # the simulator gives every movie a runtime
     stream_ingest_batch(
         lines=[
-            f"2030-01-01T00:00:00,{viewer},GET /rate/{first[0]}=4",
-            f"2030-01-01T00:00:00,{viewer},GET /data/m/{first[1]}/{runtime - 1}.mpg",
+            f"2026-11-30T00:00:00,{viewer},GET /rate/{first[0]}=4",
+            f"2026-11-30T00:00:00,{viewer},GET /data/m/{first[1]}/{runtime - 1}.mpg",
         ]
     )
 
