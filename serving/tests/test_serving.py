@@ -112,7 +112,7 @@ def test_cold_start_follows_known_demographics(client, serving):
 
 def test_a_new_viewer_with_history_is_scored_from_it(client, serving):
     slugs = list(Movie.objects.values_list("slug", flat=True)[:3])
-    stream_ingest_batch(lines=[f"2030-01-01T00:00:00,1999999997,GET /rate/{slug}=5" for slug in slugs])
+    stream_ingest_batch(lines=[f"2026-11-30T00:00:00,1999999997,GET /rate/{slug}=5" for slug in slugs])
 
     body = client.get("/recommend/1999999997", HTTP_ACCEPT="application/json").json()
 
