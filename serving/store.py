@@ -356,11 +356,14 @@ class ModelStore:
         failed_version: int | None = None,
     ) -> None:
         """Serve the newest good artifact older than the failed version (this host's memory of
-        what it served, then the registry's stable and retired versions); with no failed version
-        (the registry is away), the newest this host served."""
+        what it served as stable, then the registry's stable and retired versions); with no
+        failed version (the registry is away), the newest this pool served on this host."""
         failed_id = failed.pk if failed is not None else failed_id
         failed_version = failed.version if failed is not None else failed_version
-        candidates = [e for e in served_recall(self.pool) if e.get("version_id") != failed_id]
+        # In place of a damaged version, only what served as stable will do (a canary pool's
+        # earlier versions may have been aborted); with the registry away, what this pool served.
+        memory = self.pool if failed_version is None else "stable"
+        candidates = [e for e in served_recall(memory) if e.get("version_id") != failed_id]
         if failed_version is not None:
             candidates = [e for e in candidates if int(e.get("version", 0)) < failed_version]
             with contextlib.suppress(DatabaseError):

@@ -412,3 +412,22 @@ def test_the_schema_declares_the_ids_and_formats_the_service_accepts(client, ser
     assert client.get(f"/recommend/{MAX_VIEWER_ID}").status_code == 200
     assert client.get(f"/recommend/{MAX_VIEWER_ID + 1}").status_code == 400
     assert client.get("/recommend/5?format=AAA").status_code == 404
+
+
+def test_a_damaged_canary_is_stood_in_for_by_stable_not_by_an_earlier_canary(serving, settings):
+    settings.RELEASE_MODE = "nginx"
+    settings.SERVING_VERIFY_SECONDS = 0.01
+    canary_pool = store_module.ModelStore("canary")
+    aborted = model_train(actor="test")
+    ModelVersion.objects.filter(pk=aborted.pk).update(status=ModelVersion.Status.CANARY)
+    assert canary_pool.refresh().version == aborted.version  # the canary pool remembers it
+    ModelVersion.objects.filter(pk=aborted.pk).update(status=ModelVersion.Status.REJECTED)
+    third = model_train(actor="test")
+    ModelVersion.objects.filter(pk=third.pk).update(status=ModelVersion.Status.CANARY)
+    assert canary_pool.refresh().version == third.version
+    _damage_in_place(third)
+    time.sleep(0.02)
+
+    stand_in = canary_pool.refresh()
+
+    assert (stand_in.version, stand_in.stands_in_for) == (serving.version, third.version)
