@@ -347,6 +347,9 @@ def stream_consume(
 
 # Inside the ingest container's stop grace period (60 s), with room for the batch in hand.
 FINAL_SAVE_PATIENCE_SECONDS = 40.0
+# Long enough to reconnect once after a dropped connection; a database that stays away stops
+# the next batch's write anyway.
+BATCH_SAVE_PATIENCE_SECONDS = 1.0
 
 
 class DatabaseAway(OperationalError):
@@ -425,7 +428,7 @@ def _add_to_run(run: IngestRun, result: BatchResult) -> None:
     run.batches += 1
     # Saved with every batch, so a consumer killed next leaves the counts of what it stored.
     run.updated_at = timezone.now()
-    _save_run(run)
+    _save_run(run, patience_seconds=BATCH_SAVE_PATIENCE_SECONDS)
     if run.batches % 20 == 0:
         logger.info("ingested %s lines so far (%s rejected)", f"{run.lines:,}", f"{run.rejected:,}")
 

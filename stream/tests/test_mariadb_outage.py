@@ -20,6 +20,24 @@ def _kill(connection_id: int) -> None:
     admin.close()
 
 
+def test_the_runs_counts_are_saved_again_after_the_database_drops_the_connection(monkeypatch, caplog):
+    monkeypatch.setattr("stream.services.time.sleep", lambda seconds: None)
+    lines = [f"2023-10-01T12:00:00,{viewer},GET /rate/movie+{viewer}+2000=4" for viewer in range(1, 41)]
+
+    class KillingSource(IterableSource):
+        """Kills the connection after each batch is stored, before the run's counts are saved."""
+
+        def commit(self):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT CONNECTION_ID()")
+                _kill(cursor.fetchone()[0])
+
+    run = stream_consume(source=KillingSource(lines), batch_size=20)
+
+    assert IngestRun.objects.get(pk=run.pk).lines == 40
+    assert "could not save the ingest run record" not in caplog.text
+
+
 def test_ingestion_reconnects_after_the_database_drops_the_connection(monkeypatch, caplog):
     monkeypatch.setattr("stream.services.time.sleep", lambda seconds: None)
     lines = [
@@ -29,17 +47,16 @@ def test_ingestion_reconnects_after_the_database_drops_the_connection(monkeypatc
     ]
     killed: list[int] = []
 
-    class KillingSource(IterableSource):
-        """Kills the consumer's database connection once, after the first batch is stored."""
+    def kill_once(run, result):
+        """Kills the consumer's database connection once, after the first batch and the run's
+        counts are stored: the next batch's write meets the dropped connection."""
+        if not killed:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT CONNECTION_ID()")
+                killed.append(cursor.fetchone()[0])
+            _kill(killed[0])
 
-        def commit(self):
-            if not killed:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT CONNECTION_ID()")
-                    killed.append(cursor.fetchone()[0])
-                _kill(killed[0])
-
-    run = stream_consume(source=KillingSource(lines), batch_size=20)
+    run = stream_consume(source=IterableSource(lines), batch_size=20, on_batch=kill_once)
 
     assert killed
     assert "batch write failed ((2013, 'Lost connection to server during query')); retrying once" in caplog.text
