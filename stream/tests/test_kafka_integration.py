@@ -79,42 +79,6 @@ def test_consumes_a_topic_and_commits_offsets_after_storing(topic, lines):
     assert rejections_total() > 0
 
 
-_KILLED_MEMBER = """
-import sys, time
-from kafka import KafkaConsumer
-consumer = KafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], group_id=sys.argv[3], session_timeout_ms=6000)
-while not consumer.assignment():
-    consumer.poll(timeout_ms=200)
-print("joined", flush=True)
-time.sleep(600)
-"""
-
-
-@pytest.mark.slow
-def test_idle_time_is_counted_from_joining_the_group_not_from_starting(topic, lines):
-    import signal
-    import subprocess
-    import sys
-
-    # A consumer of the group killed without leaving it: the next one's join waits for the dead
-    # member's session to time out (6 s, the broker's least), longer than the idle time.
-    group = f"g-{topic}"
-    member = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_MEMBER, settings.KAFKA_BOOTSTRAP, topic, group],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert member.stdout is not None
-    assert member.stdout.readline().strip() == "joined"
-    member.send_signal(signal.SIGKILL)
-    member.wait()
-    _produce(topic, lines)
-
-    run = stream_consume(source=_source(topic, group), idle_seconds=3, batch_size=500)
-
-    assert run.lines == len(lines)
-
-
 def test_a_restart_mid_stream_loses_and_duplicates_nothing(topic, lines):
     _produce(topic, lines)
 
