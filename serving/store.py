@@ -128,8 +128,7 @@ class ServingModel:
 
     @classmethod
     def load(cls, version: ModelVersion) -> ServingModel:
-        artifact = artifact_load(version.artifact_file, sha256=version.artifact_sha256)
-        return cls(version=version.version, version_id=version.pk, artifact=artifact)
+        return cls.load_remembered(served_entry(version))
 
     @classmethod
     def load_remembered(cls, remembered: dict[str, Any], *, stands_in_for: int | None = None) -> ServingModel:
@@ -206,6 +205,16 @@ class ServingModel:
         if len(chosen) < count:  # a group list runs short: top up from overall popularity
             chosen += [int(c) for c in self.artifact["popular"] if int(c) not in exclude and int(c) not in chosen]
         return [self.movies[c] for c in chosen[:count]]
+
+
+def served_entry(version: ModelVersion) -> dict[str, Any]:
+    """A registry row as the store loads it, and as ``ServingModel.remembered`` writes it down."""
+    return {
+        "version": version.version,
+        "version_id": version.pk,
+        "path": version.artifact_path,
+        "sha256": version.artifact_sha256,
+    }
 
 
 def served_path(pool: str) -> Path:
@@ -371,15 +380,7 @@ class ModelStore:
                     status__in=[ModelVersion.Status.STABLE, ModelVersion.Status.RETIRED], version__lt=failed_version
                 ).exclude(artifact_path="")
                 known = {int(e.get("version_id", 0)) for e in candidates} | {failed_id or 0}
-                for version in older.exclude(pk__in=known).order_by("-version")[:REMEMBERED]:
-                    candidates.append(
-                        {
-                            "version": version.version,
-                            "version_id": version.pk,
-                            "path": version.artifact_path,
-                            "sha256": version.artifact_sha256,
-                        }
-                    )
+                candidates += [served_entry(v) for v in older.exclude(pk__in=known).order_by("-version")[:REMEMBERED]]
             candidates.sort(key=lambda entry: -int(entry.get("version", 0)))
         for entry in candidates:
             try:
