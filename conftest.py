@@ -86,3 +86,13 @@ def trained_version(watched_world) -> ModelVersion:
     from recommender.services import model_train
 
     return model_train(actor="test")
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The pid of a process that has ended (a lock holder or a consumer that is gone)."""
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

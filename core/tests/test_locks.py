@@ -69,18 +69,10 @@ def test_two_processes_taking_the_lock_at_once_get_it_once():
     assert len(won) == 1
 
 
-def _dead_pid() -> int:
-    import subprocess
-
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
-
-
-def test_a_lock_whose_holder_on_this_host_is_gone_is_taken_over_at_once(db):
+def test_a_lock_whose_holder_on_this_host_is_gone_is_taken_over_at_once(db, dead_pid):
     import socket
 
-    lock_acquire("job", holder=f"{socket.gethostname()}:{_dead_pid()}:abcd", stale_after=HOUR)
+    lock_acquire("job", holder=f"{socket.gethostname()}:{dead_pid}:abcd", stale_after=HOUR)
 
     assert lock_acquire("job", holder="next", stale_after=HOUR)
 

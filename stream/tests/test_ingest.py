@@ -317,16 +317,8 @@ def test_a_huge_line_is_rejected_without_being_read_whole(tmp_path, settings):
     assert source.done == path.stat().st_size
 
 
-def _dead_pid() -> int:
-    import subprocess
-
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
-
-
 @pytest.mark.django_db
-def test_a_run_whose_consumer_died_is_shown_abandoned_with_what_it_stored():
+def test_a_run_whose_consumer_died_is_shown_abandoned_with_what_it_stored(dead_pid):
     import socket
     from datetime import timedelta
 
@@ -337,7 +329,7 @@ def test_a_run_whose_consumer_died_is_shown_abandoned_with_what_it_stored():
     last_batch = timezone.now() - timedelta(minutes=3)
     killed = IngestRun.objects.create(
         source="kafka://k/movielog", started_at=last_batch - timedelta(hours=1), updated_at=last_batch,
-        holder=f"{socket.gethostname()}:{_dead_pid()}:deadbeef", lines=15_000, ratings=900, batches=3,
+        holder=f"{socket.gethostname()}:{dead_pid}:deadbeef", lines=15_000, ratings=900, batches=3,
     )  # fmt: skip
     elsewhere = IngestRun.objects.create(
         source="kafka://k/movielog", started_at=last_batch, holder="another-host:1:cafe"
