@@ -22,12 +22,12 @@ def release_evaluate_active() -> str:
 def release_start_candidate(version_id: int) -> str:
     """Start a canary for a version that passed the gate (RELEASE_AUTO_START). A premise gone
     by the time the task runs (a person released the version, or another one, first) ends the
-    task with what it found: a failed task would be retried by django-q2 an hour later."""
+    task with what ``release_start`` found: a failed task would be retried by django-q2 an hour
+    later."""
     candidate = ModelVersion.objects.filter(pk=version_id).first()
-    if candidate is None or candidate.status != ModelVersion.Status.CANDIDATE:
-        found = f"v{candidate.version} is {candidate.status}" if candidate else f"version {version_id} is gone"
-        return f"not started: {found}, not a candidate"
-    active = release_active()
-    if active is not None:
-        return f"not started: {active} is running"
-    return str(release_start(candidate=candidate, actor="training"))
+    if candidate is None:
+        return f"not started: version {version_id} is gone"
+    try:
+        return str(release_start(candidate=candidate, actor="training"))
+    except ReleaseError as error:
+        return f"not started: {error}"

@@ -225,7 +225,9 @@ def test_the_automatic_start_while_another_release_runs_ends_cleanly(candidate, 
     other = release_start(candidate=candidate, actor="ops")
     third = model_train(actor="test")
 
-    assert release_start_candidate(third.pk) == f"not started: {other} is running"
+    said = release_start_candidate(third.pk)
+
+    assert said == f"not started: {other} is still running: promote, abort or finish it first"
 
 
 def test_the_scheduled_check_evaluates_the_running_release(candidate, trained_version):
