@@ -19,6 +19,18 @@ def age_bucket(age: int | None) -> str:
     return next(label for low, high, label in AGE_BUCKETS if low <= age <= high)
 
 
+def cold_start_keys(age: int | None, gender: str) -> list[str]:
+    """The demographic groups a viewer's cold-start list can come from, most specific first:
+    the artifact keeps a list per key, serving takes the first key it has a list for."""
+    bucket = age_bucket(age) if age is not None else None
+    keys = [f"gender:{gender}|age:{bucket}"] if gender and bucket else []
+    if gender:
+        keys.append(f"gender:{gender}")
+    if bucket:
+        keys.append(f"age:{bucket}")
+    return keys
+
+
 GENDERS = {"M": "male", "F": "female", "X": "other"}
 DIMENSIONS = ("gender", "age", "occupation", "gender x age", "gender x occupation")
 

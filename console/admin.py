@@ -98,7 +98,9 @@ class ConsoleModelVersionAdmin(ReleasableModelVersionAdmin):
             stable = ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first()
             answers, viewers = selectors.version_usage([version]).get(version.pk, (0, 0))
             context.update(
-                gate_checks=selectors.gate_checks(version),
+                gate_checks=selectors.gate_rows(version),
+                selection=selectors.selection_rows(version),
+                selection_summary=version.metrics.get("selection") or {},
                 metric_rows=selectors.metric_rows(version, stable),
                 stable=stable,
                 params=selectors.flat_params(version.params),

@@ -24,8 +24,9 @@ from core.db import EpochSeconds
 from fairness.models import FairnessReport
 from fairness.selectors import fairness_report_latest
 from provenance.models import Recommendation
+from recommender.gate import GateCheck
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
-from releases.analysis import Measurement, MetricCheck, analysis_table
+from releases.analysis import MetricCheck
 from releases.models import AnalysisRun, Release, ReleaseEvent
 from serving.models import ArtifactFault
 from stream.models import IngestRun, RejectedLine, RejectionOverflow
@@ -75,10 +76,9 @@ def serving_now(now: datetime | None = None) -> ServingNow:
 
 
 def check_rows(run: AnalysisRun) -> list[MetricCheck]:
-    """A stored check as Kayenta's table: each metric, both pools, its bound and outcome."""
-    canary = Measurement(**run.canary)
-    stable = Measurement(**run.stable) if run.stable else None
-    return analysis_table(canary=canary, stable=stable, thresholds=run.release.analysis_thresholds)
+    """A check's rows as it stored them (Kayenta's table: each metric, both pools, its bound
+    and outcome), from which its verdict was derived."""
+    return [MetricCheck.from_dict(row) for row in run.checks]
 
 
 def fairness_of_serving(serving: ServingNow) -> list[FairnessReport]:
@@ -318,53 +318,36 @@ def artifact_faults_recent(*, now: datetime | None = None, hours: int = 24) -> l
 # --- Model versions --------------------------------------------------------------------------
 
 
+def gate_rows(version: ModelVersion) -> list[GateCheck]:
+    """The gate's checks as the gate stored them when it decided (``recommender.gate``)."""
+    return [GateCheck.from_dict(row) for row in version.gate.get("checks", [])]
+
+
 @dataclass(frozen=True)
-class GateCheck:
-    check: str
-    value: str
-    bound: str
-    passed: bool
+class SelectionRow:
+    ranker: str
+    params: str
+    ndcg: float | None
+    seconds: float
+    chosen: bool
+    error: str
 
 
-def gate_checks(version: ModelVersion) -> list[GateCheck]:
-    """The gate's inputs as one row per check (the gate stores its inputs and its reasons)."""
-    inputs = version.gate.get("inputs", {})
-    if not inputs:
-        return []
-    rmse, ndcg = inputs.get("rmse"), inputs.get("ndcg@10")
-    rows = [
-        GateCheck(
-            "RMSE below the bound",
-            _fmt(rmse),
-            f"< {inputs.get('max_rmse')}",
-            rmse is not None and rmse < inputs["max_rmse"],
-        ),
-        GateCheck("NDCG@10 measured", _fmt(ndcg), "present", ndcg is not None),
+def selection_rows(version: ModelVersion) -> list[SelectionRow]:
+    """The candidates model selection measured for this version, as its training stored them."""
+    selection = version.metrics.get("selection") or {}
+    chosen = selection.get("chosen") or {}
+    return [
+        SelectionRow(
+            ranker=str(candidate["ranker"]),
+            params=", ".join(f"{key}={value}" for key, value in sorted(candidate.get("params", {}).items())),
+            ndcg=candidate.get("ndcg@10"),
+            seconds=float(candidate.get("seconds") or 0.0),
+            chosen=(candidate["ranker"], candidate.get("params")) == (chosen.get("ranker"), chosen.get("params")),
+            error=str(candidate.get("error", "")),
+        )
+        for candidate in selection.get("candidates", [])
     ]
-    stable_version = inputs.get("stable_version")
-    if stable_version is not None:
-        stable_rmse, stable_ndcg = inputs.get("stable_rmse"), inputs.get("stable_ndcg@10")
-        if stable_rmse is not None:
-            bound = stable_rmse + inputs["rmse_tolerance"]
-            rows.append(
-                GateCheck(
-                    f"RMSE not worse than stable v{stable_version}",
-                    _fmt(rmse),
-                    f"<= {bound:.4f} ({stable_rmse:.4f} + {inputs['rmse_tolerance']})",
-                    rmse is not None and rmse <= bound,
-                )
-            )
-        if stable_ndcg is not None:
-            bound = stable_ndcg - inputs["ndcg_tolerance"]
-            rows.append(
-                GateCheck(
-                    f"NDCG@10 not worse than stable v{stable_version}",
-                    _fmt(ndcg),
-                    f">= {bound:.4f} ({stable_ndcg:.4f} - {inputs['ndcg_tolerance']})",
-                    ndcg is None or ndcg >= bound,
-                )
-            )
-    return rows
 
 
 def _fmt(value: object, digits: int = 4) -> str:

@@ -10,10 +10,11 @@ class RecommenderConfig(AppConfig):
     def ready(self) -> None:
         # The names live in the learning registries, not in settings: checked here, at start,
         # so a typo stops the process with a message naming the variable, as every setting does.
-        from recommender.learning.ranking import RANKERS
+        from recommender.learning.ranking import RANKERS, SELECT
         from recommender.learning.rating import RATING_ALGORITHMS
 
-        for variable, registry in (("TRAIN_RATING_ALGORITHM", RATING_ALGORITHMS), ("TRAIN_RANKER", RANKERS)):
+        rankers = {SELECT: None, **RANKERS}
+        for variable, registry in (("TRAIN_RATING_ALGORITHM", RATING_ALGORITHMS), ("TRAIN_RANKER", rankers)):
             value = getattr(settings, variable)
             if value not in registry:
                 raise ImproperlyConfigured(f"{variable}={value!r} must be one of: {', '.join(registry)}")

@@ -9,7 +9,7 @@ Contents (numpy arrays only, never pickles, so a file cannot run code):
 - ``movies`` (slugs) and ``viewers`` (ids, sorted): rows and columns below follow them;
 - ``top``: the precomputed best unseen movies per known viewer;
 - ``seen_indptr``/``seen_indices``: what each viewer had seen at training time (CSR);
-- ``ranker_*``: the fitted ranker (``recommender.learning.ranking.RankerModel``): a sparse
+- ``ranker_*``: the fitted ranker (``recommender.learning.ranking.Ranker``): a sparse
   item-item matrix (EASE, item-kNN), factors (ALS) or popularity, to rank a changed history;
 - ``popular`` and ``cold_keys``/``cold_lists``: cold-start lists, overall and per demographic;
 - ``rating_mu``/``rating_bu``/``rating_bi``/``rating_pu``/``rating_qi``: the rating model's
@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from catalog.demographics import age_bucket
+from catalog.demographics import cold_start_keys
 from recommender.learning.pipeline import TrainedModels
-from recommender.learning.ranking import RankerModel
+from recommender.learning.ranking import Ranker, ranker_of_arrays
 from recommender.learning.rating import Blend
 
 FORMAT = 2
@@ -66,13 +66,13 @@ class Artifact:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
-    def ranker(self) -> RankerModel:
+    def ranker(self) -> Ranker:
         arrays = {
             name.removeprefix(RANKER_PREFIX): array
             for name, array in self.arrays.items()
             if name.startswith(RANKER_PREFIX)
         }
-        return RankerModel(kind=self.meta["ranker_kind"], arrays=arrays, movies=len(self.arrays["movies"]))
+        return ranker_of_arrays(self.meta["ranker_kind"], arrays, len(self.arrays["movies"]))
 
     def evaluation(self) -> dict[str, np.ndarray]:
         """The held-out measurement per rating and per viewer (``EVALUATION_ARRAYS``); empty
@@ -124,11 +124,7 @@ def _cold_start(
     groups: dict[str, list[int]] = defaultdict(list)
     for row, viewer in enumerate(index.viewers.tolist()):
         age, gender, _ = demographics.get(viewer, (None, "", ""))
-        keys = [f"gender:{gender}"] if gender else []
-        if age is not None:
-            keys.append(f"age:{age_bucket(age)}")
-            if gender:
-                keys.append(f"gender:{gender}|age:{age_bucket(age)}")
+        keys = cold_start_keys(age, gender)
         for key in keys:
             groups[key].append(row)
     keys = sorted(key for key, rows in groups.items() if len(rows) >= COLD_MIN_VIEWERS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from core.notifications import notification_send
 from core.revision import code_revision
 from recommender.artifacts import ArtifactError, artifact_build, artifact_write
 from recommender.dvc import DvcError, dvc_track
+from recommender.gate import Bounds, Figures, gate_checks, gate_passed, gate_reasons
 from recommender.learning.pipeline import TrainedModels, train_and_evaluate
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.snapshots import SnapshotData, SnapshotError, snapshot_create, snapshot_load
@@ -59,7 +61,8 @@ def model_train(
 
     1. Snapshot: take one; one that failed its quality check stops here (nothing trains on it).
     2. Register version N as ``training``, with the code revision.
-    3. Fit and evaluate the rating model and the ranker on the snapshot's training split.
+    3. Fit and evaluate the rating model and the ranker on the snapshot's training split; with
+       ``TRAIN_RANKER=auto`` model selection chooses the ranker first (the version records it).
     4. Store the artifact: write it, hash it, track it with DVC.
     5. Gate it: ``candidate`` or ``rejected``; the first version of an empty registry becomes
        ``stable`` directly (later ones are for the release process).
@@ -99,6 +102,7 @@ def _train(
     try:
         data = snapshot_load(snapshot)
         models = _fit(version, data=data, tune=tune, seed=seed, progress=progress)
+        version.ranker = models.ranker  # what selection chose, when it was asked to choose
         progress("artifact")
         _artifact_store(version, models=models, data=data)
         _record_figures(version, models=models, tune=tune, seed=seed)
@@ -141,6 +145,8 @@ def _fit(
         seed=seed,
         tune=tune,
         evaluation_viewers=settings.TRAIN_EVALUATION_VIEWERS,
+        selection_seconds=settings.TRAIN_SELECTION_SECONDS,
+        selection_viewers=settings.TRAIN_SELECTION_VIEWERS,
         progress=progress,
     )
 
@@ -243,44 +249,25 @@ def model_version_register(*, rating_algorithm: str, ranker: str, snapshot: Data
 
 
 def model_gate(*, candidate: ModelVersion) -> dict[str, object]:
-    """The gate: RMSE below the bound, and not worse than stable beyond the tolerances."""
+    """The gate's rows and verdict for ``candidate`` (``recommender.gate``), as stored on it:
+    against the settings' bounds, the most-popular list on its own split and the stable version."""
     stable = ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).exclude(pk=candidate.pk).first()
-    rmse, ndcg = candidate.rmse, candidate.ndcg_at_10
-    reasons: list[str] = []
-    if rmse is None:
-        reasons.append("no RMSE: the held-out split had no ratings")
-    elif rmse >= settings.GATE_MAX_RMSE:
-        reasons.append(f"RMSE {rmse:.4f} is not below {settings.GATE_MAX_RMSE}")
-    if ndcg is None:
-        reasons.append("no NDCG@10: the held-out split had no viewers with held-out items")
-    if stable is not None:
-        if rmse is not None and stable.rmse is not None and rmse > stable.rmse + settings.GATE_RMSE_TOLERANCE:
-            reasons.append(
-                f"RMSE {rmse:.4f} is worse than stable v{stable.version}'s {stable.rmse:.4f} "
-                f"by more than {settings.GATE_RMSE_TOLERANCE}"
-            )
-        if (
-            ndcg is not None
-            and stable.ndcg_at_10 is not None
-            and ndcg < stable.ndcg_at_10 - settings.GATE_NDCG_TOLERANCE
-        ):
-            reasons.append(
-                f"NDCG@10 {ndcg:.4f} is worse than stable v{stable.version}'s {stable.ndcg_at_10:.4f} "
-                f"by more than {settings.GATE_NDCG_TOLERANCE}"
-            )
+    bounds = Bounds(
+        max_rmse=settings.GATE_MAX_RMSE,
+        rmse_tolerance=settings.GATE_RMSE_TOLERANCE,
+        ndcg_tolerance=settings.GATE_NDCG_TOLERANCE,
+    )
+    checks = gate_checks(
+        candidate=Figures.of_metrics(candidate.metrics, version=candidate.version),
+        stable=Figures.of_metrics(stable.metrics, version=stable.version) if stable is not None else None,
+        bounds=bounds,
+    )
     return {
-        "passed": not reasons,
-        "reasons": reasons,
-        "inputs": {
-            "rmse": rmse,
-            "ndcg@10": ndcg,
-            "max_rmse": settings.GATE_MAX_RMSE,
-            "rmse_tolerance": settings.GATE_RMSE_TOLERANCE,
-            "ndcg_tolerance": settings.GATE_NDCG_TOLERANCE,
-            "stable_version": stable.version if stable else None,
-            "stable_rmse": stable.rmse if stable else None,
-            "stable_ndcg@10": stable.ndcg_at_10 if stable else None,
-        },
+        "passed": gate_passed(checks),
+        "reasons": gate_reasons(checks),
+        "checks": [check.as_dict() for check in checks],
+        "bounds": asdict(bounds),
+        "stable_version": stable.version if stable else None,
         "decided_at": timezone.now().isoformat(),
     }
 

@@ -239,7 +239,15 @@ SNAPSHOT_MAX_NEW_VIEWER_SHARE = env_float("SNAPSHOT_MAX_NEW_VIEWER_SHARE", 0.5, 
 WATCH_MIN_MINUTES = env_int("WATCH_MIN_MINUTES", 5, minimum=0)
 # Names from the learning registries; the recommender app checks them at start (apps.py).
 TRAIN_RATING_ALGORITHM = env_str("TRAIN_RATING_ALGORITHM", "svd").lower()
-TRAIN_RANKER = env_str("TRAIN_RANKER", "ease").lower()
+# "auto": model selection chooses among every ranker at each training (recommender.learning.
+# selection); a ranker's name forces that one, with its default parameters.
+TRAIN_RANKER = env_str("TRAIN_RANKER", "auto").lower()
+# Model selection stops starting candidates after this long; each candidate is measured on at
+# most TRAIN_SELECTION_VIEWERS validation viewers (a fixed sample). 180 s keeps a training of
+# the platform's size (1M viewers, 10M interactions) within ten minutes (docs/scaling.md); small
+# data sets finish the whole grid in seconds.
+TRAIN_SELECTION_SECONDS = env_float("TRAIN_SELECTION_SECONDS", 180.0, minimum=0.0)
+TRAIN_SELECTION_VIEWERS = env_int("TRAIN_SELECTION_VIEWERS", 20_000, minimum=100)
 TRAIN_SEED = env_int("TRAIN_SEED", 42)
 # Ranking metrics are measured on at most this many viewers (a fixed sample, stated in the
 # version's metrics): the measurement's cost then stays flat as the platform grows.

@@ -68,49 +68,134 @@ class Thresholds:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class MetricCheck:
+    """One row of a check, as Kayenta shows it: the metric, both pools, the bound the canary was
+    held to (the absolute bound, tightened by stable's figure where stable had enough traffic),
+    and whether it met it (``None``: not judged, too little data), with why not.
+
+    A ``required`` row that could not be judged makes the check inconclusive; the follow rate
+    is judged only when both pools have enough answers, and is otherwise left out."""
+
+    metric: str
+    canary: float | None
+    stable: float | None
+    bound: str
+    passed: bool | None
+    reason: str = ""
+    required: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MetricCheck:
+        return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
+
+
+def analysis_checks(*, canary: Measurement, stable: Measurement | None, thresholds: Thresholds) -> list[MetricCheck]:
+    """One check of the canary, one row per metric; ``check_verdict`` derives the verdict."""
+    comparable = stable is not None and stable.requests >= thresholds.min_requests
+    base = stable if comparable else None
+    enough = canary.requests >= thresholds.min_requests
+    rows = [
+        MetricCheck(
+            "requests",
+            canary.requests,
+            stable.requests if stable else None,
+            f">= {thresholds.min_requests}",
+            enough,
+            f"only {canary.requests} canary requests in the window, fewer than {thresholds.min_requests}",
+        )
+    ]
+    p99_bound, p99_reason = thresholds.max_p99_ms, ""
+    if canary.p99_ms is not None and canary.p99_ms > thresholds.max_p99_ms:
+        p99_reason = f"canary p99 {canary.p99_ms:.1f} ms is above the bound of {thresholds.max_p99_ms:.0f} ms"
+    if base is not None and base.p99_ms is not None:
+        allowed = base.p99_ms * thresholds.max_p99_ratio + thresholds.max_p99_slack_ms
+        if allowed < p99_bound:
+            p99_bound = allowed
+            if canary.p99_ms is not None and canary.p99_ms > allowed and not p99_reason:
+                p99_reason = (
+                    f"canary p99 {canary.p99_ms:.1f} ms is worse than stable's {base.p99_ms:.1f} ms "
+                    f"beyond the tolerance ({allowed:.1f} ms)"
+                )
+    rows.append(
+        MetricCheck(
+            "p99 latency (ms)",
+            canary.p99_ms,
+            stable.p99_ms if stable else None,
+            f"<= {p99_bound:.1f}",
+            None if not enough or canary.p99_ms is None else canary.p99_ms <= p99_bound,
+            p99_reason or "no latency data for the canary",
+        )
+    )
+    success_bound, success_reason = thresholds.min_success_rate, ""
+    rate = canary.success_rate
+    if rate is not None and rate < thresholds.min_success_rate:
+        success_reason = f"canary success rate {rate:.2%} is below the bound of {thresholds.min_success_rate:.2%}"
+    if base is not None and base.success_rate is not None:
+        allowed = base.success_rate - thresholds.max_success_drop
+        if allowed > success_bound:
+            success_bound = allowed
+            if rate is not None and rate < allowed and not success_reason:
+                success_reason = (
+                    f"canary success rate {rate:.2%} is worse than stable's {base.success_rate:.2%} "
+                    f"by more than {thresholds.max_success_drop:.2%}"
+                )
+    rows.append(
+        MetricCheck(
+            "success rate",
+            rate,
+            stable.success_rate if stable else None,
+            f">= {success_bound:.4f}",
+            None if not enough or rate is None else rate >= success_bound,
+            success_reason or "no success data for the canary",
+        )
+    )
+    judged = (
+        base is not None
+        and canary.follow_rate is not None
+        and base.follow_rate is not None
+        and min(canary.follow_samples, base.follow_samples) >= thresholds.min_follow_samples
+    )
+    follow_bound = (base.follow_rate or 0.0) - thresholds.max_follow_drop if judged and base else None
+    rows.append(
+        MetricCheck(
+            "watched after recommended",
+            canary.follow_rate,
+            stable.follow_rate if stable else None,
+            f">= {follow_bound:.4f}"
+            if follow_bound is not None
+            else f"needs {thresholds.min_follow_samples} answers each",
+            None if not enough or follow_bound is None else (canary.follow_rate or 0.0) >= follow_bound,
+            f"canary recommendations were followed by a watch {canary.follow_rate or 0.0:.1%} of the time, "
+            f"stable's {(base.follow_rate or 0.0) if base else 0.0:.1%}: "
+            f"worse by more than {thresholds.max_follow_drop:.1%}",
+            required=False,
+        )
+    )
+    return rows
+
+
+def check_verdict(rows: list[MetricCheck]) -> tuple[Verdict, list[str]]:
+    """The verdict derived from a check's rows, as Argo Rollouts derives a run's phase from its
+    metrics' phases: too little traffic, or a required metric with no data, is inconclusive;
+    any failed row fails the check; otherwise it passes."""
+    requests = rows[0]
+    if not requests.passed:
+        return Verdict.INCONCLUSIVE, [requests.reason]
+    if any(row.required and row.passed is None for row in rows):
+        return Verdict.INCONCLUSIVE, ["no latency or success data for the canary"]
+    reasons = [row.reason for row in rows if row.passed is False]
+    return (Verdict.FAIL, reasons) if reasons else (Verdict.PASS, [])
+
+
 def analysis_verdict(
     *, canary: Measurement, stable: Measurement | None, thresholds: Thresholds
 ) -> tuple[Verdict, list[str]]:
-    """Judge one check of the canary against its absolute bounds and against stable."""
-    if canary.requests < thresholds.min_requests:
-        return Verdict.INCONCLUSIVE, [
-            f"only {canary.requests} canary requests in the window, fewer than {thresholds.min_requests}"
-        ]
-    if canary.p99_ms is None or canary.success_rate is None:
-        return Verdict.INCONCLUSIVE, ["no latency or success data for the canary"]
-
-    reasons: list[str] = []
-    if canary.p99_ms > thresholds.max_p99_ms:
-        reasons.append(f"canary p99 {canary.p99_ms:.1f} ms is above the bound of {thresholds.max_p99_ms:.0f} ms")
-    if canary.success_rate < thresholds.min_success_rate:
-        reasons.append(
-            f"canary success rate {canary.success_rate:.2%} is below the bound of {thresholds.min_success_rate:.2%}"
-        )
-    comparable = stable is not None and stable.requests >= thresholds.min_requests
-    if comparable and stable is not None:
-        if stable.p99_ms is not None:
-            allowed = stable.p99_ms * thresholds.max_p99_ratio + thresholds.max_p99_slack_ms
-            if canary.p99_ms > allowed:
-                reasons.append(
-                    f"canary p99 {canary.p99_ms:.1f} ms is worse than stable's {stable.p99_ms:.1f} ms "
-                    f"beyond the tolerance ({allowed:.1f} ms)"
-                )
-        if stable.success_rate is not None and canary.success_rate < stable.success_rate - thresholds.max_success_drop:
-            reasons.append(
-                f"canary success rate {canary.success_rate:.2%} is worse than stable's {stable.success_rate:.2%} "
-                f"by more than {thresholds.max_success_drop:.2%}"
-            )
-        if (
-            canary.follow_rate is not None
-            and stable.follow_rate is not None
-            and min(canary.follow_samples, stable.follow_samples) >= thresholds.min_follow_samples
-            and canary.follow_rate < stable.follow_rate - thresholds.max_follow_drop
-        ):
-            reasons.append(
-                f"canary recommendations were followed by a watch {canary.follow_rate:.1%} of the time, "
-                f"stable's {stable.follow_rate:.1%}: worse by more than {thresholds.max_follow_drop:.1%}"
-            )
-    return (Verdict.FAIL, reasons) if reasons else (Verdict.PASS, [])
+    """Judge one check of the canary: ``check_verdict`` of ``analysis_checks``."""
+    return check_verdict(analysis_checks(canary=canary, stable=stable, thresholds=thresholds))
 
 
 def release_next_action(
@@ -135,71 +220,3 @@ def release_next_action(
     if step_seconds >= thresholds.max_step_seconds:
         return Action.PAUSE
     return Action.WAIT
-
-
-@dataclass(frozen=True)
-class MetricCheck:
-    """One row of a check's report, as Kayenta shows it: the metric, both pools, the bound the
-    canary was held to, and whether it met it (``None``: not judged, too little data)."""
-
-    metric: str
-    canary: float | None
-    stable: float | None
-    bound: str
-    passed: bool | None
-
-
-def analysis_table(*, canary: Measurement, stable: Measurement | None, thresholds: Thresholds) -> list[MetricCheck]:
-    """The figures ``analysis_verdict`` judged, one row per metric, with the bound each met or
-    missed (the absolute bound, tightened by stable's figure where stable had enough traffic)."""
-    comparable = stable is not None and stable.requests >= thresholds.min_requests
-    base = stable if comparable else None
-    enough = canary.requests >= thresholds.min_requests
-    rows = [
-        MetricCheck(
-            "requests", canary.requests, stable.requests if stable else None, f">= {thresholds.min_requests}", enough
-        )
-    ]
-    p99_bound = thresholds.max_p99_ms
-    if base is not None and base.p99_ms is not None:
-        p99_bound = min(p99_bound, base.p99_ms * thresholds.max_p99_ratio + thresholds.max_p99_slack_ms)
-    rows.append(
-        MetricCheck(
-            "p99 latency (ms)",
-            canary.p99_ms,
-            stable.p99_ms if stable else None,
-            f"<= {p99_bound:.1f}",
-            None if not enough or canary.p99_ms is None else canary.p99_ms <= p99_bound,
-        )
-    )
-    success_bound = thresholds.min_success_rate
-    if base is not None and base.success_rate is not None:
-        success_bound = max(success_bound, base.success_rate - thresholds.max_success_drop)
-    rows.append(
-        MetricCheck(
-            "success rate",
-            canary.success_rate,
-            stable.success_rate if stable else None,
-            f">= {success_bound:.4f}",
-            None if not enough or canary.success_rate is None else canary.success_rate >= success_bound,
-        )
-    )
-    judged = (
-        base is not None
-        and canary.follow_rate is not None
-        and base.follow_rate is not None
-        and min(canary.follow_samples, base.follow_samples) >= thresholds.min_follow_samples
-    )
-    follow_bound = (base.follow_rate or 0.0) - thresholds.max_follow_drop if judged and base else None
-    rows.append(
-        MetricCheck(
-            "watched after recommended",
-            canary.follow_rate,
-            stable.follow_rate if stable else None,
-            f">= {follow_bound:.4f}"
-            if follow_bound is not None
-            else f"needs {thresholds.min_follow_samples} answers each",
-            None if not enough or follow_bound is None else (canary.follow_rate or 0.0) >= follow_bound,
-        )
-    )
-    return rows

@@ -110,6 +110,9 @@ class AnalysisRun(models.Model):
     canary = models.JSONField()
     verdict = models.CharField(max_length=16, choices=[(verdict.value, verdict.value) for verdict in Verdict])
     reasons = models.JSONField(default=list, blank=True)
+    checks = models.JSONField(
+        default=list, blank=True, help_text="the check's rows (releases.analysis.MetricCheck), the verdict's source"
+    )
     action = models.CharField(max_length=16)
 
     class Meta:

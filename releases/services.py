@@ -14,7 +14,15 @@ from django.utils import timezone
 from core.notifications import notification_enqueue
 from recommender.models import ModelVersion
 from recommender.services import RegistryError, model_version_set_canary_weight, model_version_set_status
-from releases.analysis import Action, Measurement, Thresholds, Verdict, analysis_verdict, release_next_action
+from releases.analysis import (
+    Action,
+    Measurement,
+    Thresholds,
+    Verdict,
+    analysis_checks,
+    check_verdict,
+    release_next_action,
+)
 from releases.measurement import MeasurementError, measure_pool
 from releases.models import AnalysisRun, Release, ReleaseEvent
 from releases.traffic import traffic_apply
@@ -122,7 +130,8 @@ def _act_on_check(
     release: Release, *, now: datetime, window_start: datetime, stable: Measurement, canary: Measurement
 ) -> AnalysisRun:
     thresholds = release.analysis_thresholds
-    verdict, reasons = analysis_verdict(canary=canary, stable=stable, thresholds=thresholds)
+    checks = analysis_checks(canary=canary, stable=stable, thresholds=thresholds)
+    verdict, reasons = check_verdict(checks)
     failed = release.failed_checks + (1 if verdict == Verdict.FAIL else 0)
     inconclusive = release.inconclusive_checks + 1 if verdict == Verdict.INCONCLUSIVE else 0
     step_seconds = (now - (release.step_started_at or now)).total_seconds()
@@ -147,6 +156,7 @@ def _act_on_check(
         canary=canary.as_dict(),
         verdict=verdict,
         reasons=reasons,
+        checks=[check.as_dict() for check in checks],
         action=action,
     )
     release.failed_checks, release.inconclusive_checks = failed, inconclusive

@@ -34,9 +34,9 @@ from django.conf import settings
 from django.db import DatabaseError
 from prometheus_client import Counter, Gauge
 
-from catalog.demographics import age_bucket
+from catalog.demographics import cold_start_keys
 from recommender.artifacts import Artifact, ArtifactError, artifact_load, artifact_verify
-from recommender.learning.ranking import RankerModel
+from recommender.learning.ranking import Ranker
 from recommender.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class ServingModel:
     movies: list[str] = field(init=False)
     movie_index: dict[str, int] = field(init=False)
     cold: dict[str, np.ndarray] = field(init=False)
-    ranker: RankerModel = field(init=False)
+    ranker: Ranker = field(init=False)
     # The version whose artifact is damaged and which this one answers for (its answers are degraded).
     stands_in_for: int | None = None
 
@@ -177,29 +177,14 @@ class ServingModel:
         known = {self.movie_index[m] for m in history if m in self.movie_index}
         if row is not None:
             known |= {int(column) for column in self.seen_at_training(row)}
-        if known and self.ranker.kind != "popularity":
+        if known and self.ranker.personal:
             columns = np.fromiter(sorted(known), dtype=np.int64)
-            scores = self.ranker.score_history(columns)
-            scores[columns] = -np.inf
-            if exclude:
-                scores[np.fromiter(exclude, dtype=np.int64)] = -np.inf
-            count = min(count, int(np.isfinite(scores).sum()))
-            best = np.argpartition(-scores, count - 1)[:count] if count else np.array([], dtype=np.int64)
-            best = best[np.argsort(-scores[best], kind="stable")]
+            best = self.ranker.top_history(columns, count, exclude=np.fromiter(exclude, dtype=np.int64))
             return Answer([self.movies[c] for c in best], "history")
         return Answer(self._cold_start(demographics, exclude | known, count), "cold-start")
 
     def _cold_start(self, demographics: tuple[int | None, str] | None, exclude: set[int], count: int) -> list[str]:
-        candidates = []
-        if demographics is not None:
-            age, gender = demographics
-            bucket = age_bucket(age) if age is not None else None
-            if gender and bucket:
-                candidates.append(f"gender:{gender}|age:{bucket}")
-            if gender:
-                candidates.append(f"gender:{gender}")
-            if bucket:
-                candidates.append(f"age:{bucket}")
+        candidates = cold_start_keys(*demographics) if demographics is not None else []
         ranked = next((self.cold[key] for key in candidates if key in self.cold), self.artifact["popular"])
         chosen = [int(c) for c in ranked if int(c) not in exclude][:count]
         if len(chosen) < count:  # a group list runs short: top up from overall popularity

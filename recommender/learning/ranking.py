@@ -1,28 +1,30 @@
-"""Rankers trained on implicit feedback, their registry, and the top-N selection.
+"""Rankers trained on implicit feedback: one class per algorithm on a common base, as
+``implicit``'s ``RecommenderBase`` does it, their registry, and the top-N selection.
 
 Everything here is sparse: the viewer-by-movie matrix is a ``scipy.sparse`` CSR matrix, and no
 array grows with viewers times movies. Scores are computed for a batch of viewers at a time.
 
-A fitted ranker is a ``RankerModel``: a kind and the arrays that define it, which go into the
-artifact as they are, so serving scores with the same code that training measured.
+A fitted ranker is its arrays (they go into the artifact as they are, and serving maps them
+back into the same class), so serving scores with the code that training measured. Three ways
+of scoring, each a base class, and the algorithms that fit them:
 
-- ``item-item`` (EASE, item-kNN): a sparse movie-by-movie weight matrix; a viewer's scores are
-  the sum of the rows of the movies they have seen.
-- ``factors`` (ALS): movie factors, the viewers' factors, and YᵀY; a changed history is folded
-  in by one k-by-k solve, as ``implicit`` recalculates a user.
-- ``popularity``: one count per movie.
+- ``ItemItem``: a sparse movie-by-movie weight matrix; a viewer's scores are the sum of the
+  rows of the movies they have seen. Fitted by ``EASE``, ``ItemKNN`` and ``RP3beta``.
+- ``Factors``: movie factors, the viewers' factors, and YᵀY; a changed history is folded in by
+  one k-by-k solve, as ``implicit`` recalculates a user. Fitted by ``ALS``.
+- ``Popularity``: one count per movie, the same for everyone.
 
-The default is chosen by measurement (benchmarks/training.py, benchmarks/scale.py; figures in
-docs/scaling.md): EASE is the most accurate where its cubic cost fits; at the platform's size it
-is restricted to the most-watched movies and pruned to each movie's strongest neighbours.
+Adding a ranker is one class (its ``fit``, its ``defaults`` and the ``grid`` model selection
+tries) and one line in ``RANKERS``. Which one serves is chosen by measurement at every training
+(``recommender.learning.selection``); the defaults below are where each one's grid is centred.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,13 +70,63 @@ class Index:
         return x
 
 
-@dataclass
-class RankerModel:
-    kind: str  # item-item | factors | popularity
-    arrays: dict[str, np.ndarray]
-    movies: int
-    _weights: sp.csr_matrix | None = field(default=None, init=False, repr=False)
-    _reach: tuple[np.ndarray, sp.csr_matrix] | None = field(default=None, init=False, repr=False)
+class Ranker:
+    """A fitted ranker: the arrays that define it, and how it scores.
+
+    ``name`` is its registry name, ``kind`` the way it scores (stored in the artifact, which
+    maps back to the scoring class); ``defaults`` are the parameters ``fit`` runs with and
+    ``grid`` the overrides of them that model selection tries, most promising first."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    grid: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+    personal: ClassVar[bool] = True  # whether a viewer's history changes their scores
+
+    def __init__(self, arrays: dict[str, np.ndarray], movies: int) -> None:
+        self.arrays = arrays
+        self.movies = movies
+
+    @classmethod
+    def parameters(cls, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**cls.defaults, **(overrides or {})}
+
+    @classmethod
+    def fit(cls, x: sp.csr_matrix, **params: Any) -> Ranker:
+        """Learn from the binary viewer-by-movie matrix ``x``."""
+        raise NotImplementedError(f"{cls.__name__} scores an artifact's arrays; it is not fitted itself")
+
+    def score_rows(self, x: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """Scores of every movie for the given rows of the matrix the ranker was fitted on."""
+        raise NotImplementedError
+
+    def score_history(self, columns: np.ndarray) -> np.ndarray:
+        """Scores of every movie for a viewer who has seen ``columns`` (a changed or new history)."""
+        raise NotImplementedError
+
+    def top_rows(self, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
+        """The ``n`` best unseen movies for ``rows`` of ``x`` (-1 where fewer are left)."""
+        return top_n(self.score_rows(x, rows), x[rows], n)
+
+    def top_history(self, columns: np.ndarray, n: int, *, exclude: np.ndarray | None = None) -> np.ndarray:
+        """The ``n`` best movies, best first, for a viewer who has seen ``columns``, leaving out
+        those and ``exclude``: what serving answers for a history the artifact has no row for."""
+        seen = np.unique(np.concatenate([columns, exclude if exclude is not None else np.array([], np.int64)]))
+        history = sp.csr_matrix(
+            (np.ones(len(seen), np.float32), (np.zeros(len(seen), np.int64), seen)), shape=(1, self.movies)
+        )
+        top = top_n(self.score_history(columns)[np.newaxis, :], history, n)[0]
+        found: np.ndarray = top[top >= 0]
+        return found
+
+
+class ItemItem(Ranker):
+    """Scores by a sparse movie-by-movie weight matrix: a viewer's scores are the sum of the rows
+    of the movies they have seen."""
+
+    kind = "item-item"
+    _weights: sp.csr_matrix | None = None
+    _reach: tuple[np.ndarray, sp.csr_matrix] | None = None
 
     @property
     def weights(self) -> sp.csr_matrix:
@@ -87,29 +139,31 @@ class RankerModel:
             )
         return self._weights
 
+    @classmethod
+    def of_weights(cls, weights: sp.csr_matrix, columns: np.ndarray, movies: int) -> Self:
+        """Place weights over ``columns`` into a movies-by-movies matrix."""
+        coo = weights.tocoo()
+        full = sp.csr_matrix(
+            (coo.data.astype(np.float32), (columns[coo.row], columns[coo.col])),
+            shape=(movies, movies),
+            dtype=np.float32,
+        )
+        full.sort_indices()
+        arrays = {
+            "weights_indptr": full.indptr.astype(np.int64),
+            "weights_indices": full.indices.astype(np.int32),
+            "weights_data": full.data,
+        }
+        return cls(arrays, movies)
+
     def score_rows(self, x: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
-        """Scores of every movie for the given rows of the matrix the ranker was fitted on."""
-        if self.kind == "item-item":
-            return np.asarray((x[rows] @ self.weights).toarray(), dtype=np.float32)
-        if self.kind == "factors":
-            scores: np.ndarray = self.arrays["viewer_factors"][rows] @ self.arrays["movie_factors"].T
-            return scores
-        return np.broadcast_to(self.arrays["popularity"], (len(rows), self.movies)).astype(np.float32)
+        return np.asarray((x[rows] @ self.weights).toarray(), dtype=np.float32)
 
     def top_rows(self, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
-        """The ``n`` best unseen movies for ``rows``, scoring only the movies that can score:
-        those an item-item matrix reaches (EASE's head of the catalogue), or for popularity the
-        most popular ``n`` plus as many as the batch's most active viewer has seen."""
-        if self.kind == "factors":
-            return top_n(self.score_rows(x, rows), x[rows], n)
+        """Scores only the movies the matrix reaches (EASE's head of the catalogue)."""
         seen = x[rows]
-        if self.kind == "item-item":
-            columns, reached = self._reached()
-            scores = np.asarray((seen @ reached).toarray(), dtype=np.float32)
-        else:
-            deepest = int(np.diff(seen.indptr).max()) if seen.shape[0] else 0
-            columns = np.argsort(-self.arrays["popularity"], kind="stable")[: n + deepest]
-            scores = np.broadcast_to(self.arrays["popularity"][columns], (len(rows), len(columns)))
+        columns, reached = self._reached()
+        scores = np.asarray((seen @ reached).toarray(), dtype=np.float32)
         top = top_n(scores, seen[:, columns], n)
         return np.where(top >= 0, columns[np.maximum(top, 0)], -1).astype(np.int32)
 
@@ -120,13 +174,106 @@ class RankerModel:
         return self._reach
 
     def score_history(self, columns: np.ndarray) -> np.ndarray:
-        """Scores of every movie for a viewer who has seen ``columns`` (a changed or new history)."""
-        if self.kind == "item-item":
-            return np.asarray(self.weights[columns].sum(axis=0), dtype=np.float32).ravel()
-        if self.kind == "factors":
-            scores: np.ndarray = self.arrays["movie_factors"] @ self.fold_in(columns)
-            return scores
-        return np.array(self.arrays["popularity"], dtype=np.float32)
+        return np.asarray(self.weights[columns].sum(axis=0), dtype=np.float32).ravel()
+
+
+class EASE(ItemItem):
+    """EASE (Steck 2019): B = I - P / diag(P), P = (XᵀX + λI)⁻¹, zero diagonal.
+
+    Its cost is cubic in the movies it covers, so it covers the ``max_movies`` most-watched
+    (every movie on MovieLens-100K; the head that holds most watches at the platform's size),
+    and keeps each movie's ``neighbours`` largest weights: the stored matrix is sparse.
+    """
+
+    name = "ease"
+    # l2 300 and 1,000 neighbours: NDCG@10 0.478 on MovieLens-100K (0.472 with 200, 0.478 unpruned).
+    defaults = {"l2": 300.0, "max_movies": 5000, "neighbours": 1000}
+    # The best λ grows with the data's density (the gram's scale): a decade each way.
+    grid = ({}, {"l2": 30.0}, {"l2": 3000.0}, {"l2": 100.0}, {"l2": 1000.0})
+
+    @classmethod
+    def fit(cls, x: sp.csr_matrix, **params: Any) -> EASE:
+        l2, max_movies, neighbours = float(params["l2"]), int(params["max_movies"]), int(params["neighbours"])
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        watched = np.flatnonzero(counts > 0)
+        kept = watched[np.argsort(-counts[watched], kind="stable")[:max_movies]]
+        kept.sort()
+        part = x[:, kept]
+        gram = (part.T @ part).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += l2
+        inverse = np.linalg.inv(gram)
+        del gram
+        weights = inverse / (-np.diag(inverse))
+        del inverse
+        weights[np.diag_indices_from(weights)] = 0.0
+        return cls.of_weights(_prune(weights.astype(np.float32), neighbours), kept, x.shape[1])
+
+
+class ItemKNN(ItemItem):
+    """Item-based kNN with cosine similarity, each movie keeping its ``neighbours`` nearest;
+    ``implicit`` computes it movie by movie, never holding the full XᵀX."""
+
+    name = "itemknn"
+    defaults = {"neighbours": 100}
+    grid = ({}, {"neighbours": 400})
+
+    @classmethod
+    def fit(cls, x: sp.csr_matrix, **params: Any) -> ItemKNN:
+        from implicit.nearest_neighbours import CosineRecommender
+        from implicit.utils import ParameterWarning
+
+        model = CosineRecommender(K=int(params["neighbours"]))
+        with warnings.catch_warnings():
+            # CosineRecommender hands its own normalised COO copy on, and then warns about it.
+            warnings.simplefilter("ignore", ParameterWarning)
+            model.fit(x, show_progress=False)
+        similarity = sp.csr_matrix(model.similarity, dtype=np.float32)
+        similarity.setdiag(0.0)
+        similarity.eliminate_zeros()
+        return cls.of_weights(similarity, np.arange(x.shape[1]), x.shape[1])
+
+
+class RP3beta(ItemItem):
+    """RP3beta (Paudel et al. 2017): three-step random walks movie → viewer → movie, each
+    transition raised to ``alpha`` and each weight divided by the destination's popularity to
+    the power ``beta``; each movie keeps its ``neighbours`` strongest. One sparse product: cheap,
+    and hard to beat on sparse data. Like EASE it covers the ``max_movies`` most-watched, which
+    bounds the product at max_movies² weights."""
+
+    name = "rp3beta"
+    defaults = {"alpha": 1.0, "beta": 0.5, "neighbours": 200, "max_movies": 5000}
+    grid = ({}, {"beta": 0.3}, {"beta": 0.7})
+
+    @classmethod
+    def fit(cls, x: sp.csr_matrix, **params: Any) -> RP3beta:
+        alpha, beta = float(params["alpha"]), float(params["beta"])
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        watched = np.flatnonzero(counts > 0)
+        kept = np.sort(watched[np.argsort(-counts[watched], kind="stable")[: int(params["max_movies"])]])
+        part = sp.csr_matrix(x[:, kept], dtype=np.float32)
+        viewer_degree = np.asarray(part.sum(axis=1)).ravel()
+        to_movie = sp.csr_matrix(sp.diags(1.0 / np.maximum(viewer_degree, 1.0)) @ part)  # viewer → movie
+        to_viewer = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts[kept], 1.0)) @ part.T)  # movie → viewer
+        to_movie.data **= alpha
+        to_viewer.data **= alpha
+        walk = (to_viewer @ to_movie).toarray().astype(np.float32)
+        walk /= (np.maximum(counts[kept], 1.0) ** beta).astype(np.float32)[np.newaxis, :]
+        walk[np.diag_indices_from(walk)] = 0.0
+        return cls.of_weights(_prune(walk, int(params["neighbours"])), kept, x.shape[1])
+
+
+class Factors(Ranker):
+    """Scores by movie and viewer factors; a changed history is folded in as ALS does."""
+
+    kind = "factors"
+
+    def score_rows(self, x: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = self.arrays["viewer_factors"][rows] @ self.arrays["movie_factors"].T
+        return scores
+
+    def score_history(self, columns: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = self.arrays["movie_factors"] @ self.fold_in(columns)
+        return scores
 
     def fold_in(self, columns: np.ndarray) -> np.ndarray:
         """A viewer's factors from their history, as ALS computes them (implicit's
@@ -139,73 +286,66 @@ class RankerModel:
         return solved
 
 
-def train_ease(x: sp.csr_matrix, *, l2: float, max_movies: int, neighbours: int) -> RankerModel:
-    """EASE (Steck 2019): B = I - P / diag(P), P = (XᵀX + λI)⁻¹, zero diagonal.
-
-    Its cost is cubic in the movies it covers, so it covers the ``max_movies`` most-watched
-    (every movie on MovieLens-100K; the head that holds most watches at the platform's size),
-    and keeps each movie's ``neighbours`` largest weights: the stored matrix is sparse.
-    """
-    counts = np.asarray(x.sum(axis=0)).ravel()
-    watched = np.flatnonzero(counts > 0)
-    kept = watched[np.argsort(-counts[watched], kind="stable")[:max_movies]]
-    kept.sort()
-    part = x[:, kept]
-    gram = (part.T @ part).toarray().astype(np.float64)
-    gram[np.diag_indices_from(gram)] += l2
-    inverse = np.linalg.inv(gram)
-    del gram
-    weights = inverse / (-np.diag(inverse))
-    del inverse
-    weights[np.diag_indices_from(weights)] = 0.0
-    return _item_item(_prune(weights.astype(np.float32), neighbours), kept, x.shape[1])
-
-
-def train_itemknn(x: sp.csr_matrix, *, neighbours: int) -> RankerModel:
-    """Item-based kNN with cosine similarity, each movie keeping its ``neighbours`` nearest;
-    ``implicit`` computes it movie by movie, never holding the full XᵀX."""
-    from implicit.nearest_neighbours import CosineRecommender
-    from implicit.utils import ParameterWarning
-
-    model = CosineRecommender(K=neighbours)
-    with warnings.catch_warnings():
-        # CosineRecommender hands its own normalised COO copy on, and then warns about it.
-        warnings.simplefilter("ignore", ParameterWarning)
-        model.fit(x, show_progress=False)
-    similarity = sp.csr_matrix(model.similarity, dtype=np.float32)
-    similarity.setdiag(0.0)
-    similarity.eliminate_zeros()
-    return _item_item(similarity, np.arange(x.shape[1]), x.shape[1])
-
-
-def train_als(
-    x: sp.csr_matrix, *, factors: int, regularization: float, iterations: int, alpha: float, seed: int = 42
-) -> RankerModel:
+class ALS(Factors):
     """Implicit-feedback ALS (Hu, Koren, Volinsky 2008) from ``implicit``, multithreaded."""
-    from implicit.als import AlternatingLeastSquares
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
-        model = AlternatingLeastSquares(
-            factors=factors, regularization=regularization, iterations=iterations, alpha=alpha, random_state=seed
-        )
-        model.fit(x, show_progress=False)
-    movie_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-    return RankerModel(
-        kind="factors",
-        arrays={
+    name = "als"
+    # From a grid on MovieLens-100K (factors 32-128, alpha 1-20, regularization 0.05-100):
+    # 0.480; implicit's defaults (100 factors, regularization 0.01, alpha 1) reach about 0.29.
+    defaults = {"factors": 64, "regularization": 20.0, "iterations": 15, "alpha": 2.0, "seed": 42}
+    grid = ({}, {"regularization": 2.0}, {"regularization": 100.0})
+
+    @classmethod
+    def fit(cls, x: sp.csr_matrix, **params: Any) -> ALS:
+        from implicit.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        alpha, regularization = float(params["alpha"]), float(params["regularization"])
+        with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
+            model = AlternatingLeastSquares(
+                factors=int(params["factors"]),
+                regularization=regularization,
+                iterations=int(params["iterations"]),
+                alpha=alpha,
+                random_state=int(params.get("seed", 42)),
+            )
+            model.fit(x, show_progress=False)
+        movie_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        arrays: dict[str, np.ndarray] = {
             "movie_factors": movie_factors,
             "viewer_factors": np.ascontiguousarray(model.user_factors, dtype=np.float32),
             "gram": (movie_factors.T.astype(np.float64) @ movie_factors),
             "fold_in": np.array([alpha, regularization], dtype=np.float64),
-        },
-        movies=x.shape[1],
-    )
+        }
+        return cls(arrays, x.shape[1])
 
 
-def train_popularity(x: sp.csr_matrix) -> RankerModel:
-    popularity = np.asarray(x.sum(axis=0), dtype=np.float32).ravel()
-    return RankerModel(kind="popularity", arrays={"popularity": popularity}, movies=x.shape[1])
+class Popularity(Ranker):
+    """How many viewers watched each movie: the same list for everyone, and the baseline every
+    personal ranker has to beat."""
+
+    name = "popularity"
+    kind = "popularity"
+    personal = False
+
+    @classmethod
+    def fit(cls, x: sp.csr_matrix, **params: Any) -> Popularity:
+        return cls({"popularity": np.asarray(x.sum(axis=0), dtype=np.float32).ravel()}, x.shape[1])
+
+    def score_rows(self, x: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.arrays["popularity"], (len(rows), self.movies)).astype(np.float32)
+
+    def score_history(self, columns: np.ndarray) -> np.ndarray:
+        return np.array(self.arrays["popularity"], dtype=np.float32)
+
+    def top_rows(self, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
+        """Scores only the most popular ``n`` plus as many as the batch's most active viewer has seen."""
+        seen = x[rows]
+        deepest = int(np.diff(seen.indptr).max()) if seen.shape[0] else 0
+        columns = np.argsort(-self.arrays["popularity"], kind="stable")[: n + deepest]
+        scores = np.broadcast_to(self.arrays["popularity"][columns], (len(rows), len(columns)))
+        top = top_n(scores, seen[:, columns], n)
+        return np.where(top >= 0, columns[np.maximum(top, 0)], -1).astype(np.int32)
 
 
 def _prune(weights: np.ndarray, neighbours: int) -> sp.csr_matrix:
@@ -221,56 +361,27 @@ def _prune(weights: np.ndarray, neighbours: int) -> sp.csr_matrix:
     return pruned
 
 
-def _item_item(weights: sp.csr_matrix, columns: np.ndarray, movies: int) -> RankerModel:
-    """Place weights over ``columns`` into a movies-by-movies matrix."""
-    coo = weights.tocoo()
-    full = sp.csr_matrix(
-        (coo.data.astype(np.float32), (columns[coo.row], columns[coo.col])), shape=(movies, movies), dtype=np.float32
-    )
-    full.sort_indices()
-    return RankerModel(
-        kind="item-item",
-        arrays={
-            "weights_indptr": full.indptr.astype(np.int64),
-            "weights_indices": full.indices.astype(np.int32),
-            "weights_data": full.data,
-        },
-        movies=movies,
-    )
+# The rankers training can fit, by name; a new one is a class above and a line here.
+RANKERS: dict[str, type[Ranker]] = {ranker.name: ranker for ranker in (EASE, ALS, ItemKNN, RP3beta, Popularity)}
+# How an artifact's arrays are scored, by the kind it records.
+SCORING: dict[str, type[Ranker]] = {ranker.kind: ranker for ranker in (ItemItem, Factors, Popularity)}
+# TRAIN_RANKER's value that lets model selection choose among RANKERS.
+SELECT = "auto"
 
 
-@dataclass(frozen=True)
-class Ranker:
-    """One registered ranker: ``fit`` learns a ``RankerModel`` from the viewer-by-movie matrix,
-    with ``defaults`` overridden by a version's parameters."""
-
-    name: str
-    defaults: dict[str, Any]
-    fit: Callable[..., RankerModel]
-
-    def parameters(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {**self.defaults, **(overrides or {})}
-
-
-RANKERS: dict[str, Ranker] = {
-    ranker.name: ranker
-    for ranker in (
-        # l2 300 and 1,000 neighbours: NDCG@10 0.478 on MovieLens-100K (0.472 with 200, 0.478 unpruned).
-        Ranker("ease", {"l2": 300.0, "max_movies": 5000, "neighbours": 1000}, train_ease),
-        # From a grid on MovieLens-100K (factors 32-128, alpha 1-20, regularization 0.05-100):
-        # 0.480; implicit's defaults (100 factors, regularization 0.01, alpha 1) reach about 0.29.
-        Ranker("als", {"factors": 64, "regularization": 20.0, "iterations": 15, "alpha": 2.0}, train_als),
-        Ranker("itemknn", {"neighbours": 100}, train_itemknn),
-        Ranker("popularity", {}, train_popularity),
-    )
-}
-
-
-def ranker_named(name: str) -> Ranker:
+def ranker_named(name: str) -> type[Ranker]:
     try:
         return RANKERS[name]
     except KeyError:
         raise ValueError(f"unknown ranker {name!r}: use one of {', '.join(RANKERS)}") from None
+
+
+def ranker_of_arrays(kind: str, arrays: dict[str, np.ndarray], movies: int) -> Ranker:
+    """The fitted ranker an artifact stores, scored by the class of its kind."""
+    try:
+        return SCORING[kind](arrays, movies)
+    except KeyError:
+        raise ValueError(f"unknown ranker kind {kind!r}: use one of {', '.join(SCORING)}") from None
 
 
 def top_n(scores: np.ndarray, seen: sp.csr_matrix, n: int) -> np.ndarray:
@@ -298,7 +409,7 @@ def batches(rows: np.ndarray, size: int = SCORE_BATCH) -> Iterator[np.ndarray]:
         yield rows[start : start + size]
 
 
-def top_for_rows(model: RankerModel, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
+def top_for_rows(model: Ranker, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
     """The ``n`` best unseen movies for each of ``rows``, scored a batch at a time."""
     n = min(n, x.shape[1])
     top = np.full((len(rows), n), -1, dtype=np.int32)

@@ -5,8 +5,9 @@ from releases.analysis import (
     Measurement,
     Thresholds,
     Verdict,
-    analysis_table,
+    analysis_checks,
     analysis_verdict,
+    check_verdict,
     release_next_action,
 )
 
@@ -146,10 +147,11 @@ def test_a_canary_nobody_can_judge_pauses(verdict, inconclusive, step_seconds, a
     ],
 )
 def test_the_check_report_shows_each_metrics_bound_and_outcome(canary, stable, expected):
-    rows = analysis_table(canary=canary, stable=stable, thresholds=Thresholds())
+    rows = analysis_checks(canary=canary, stable=stable, thresholds=Thresholds())
 
     assert [row.metric for row in rows] == ["requests", "p99 latency (ms)", "success rate", "watched after recommended"]
     assert [(row.bound, row.passed) for row in rows] == expected
-    verdict, _ = analysis_verdict(canary=canary, stable=stable, thresholds=Thresholds())
-    # The report and the verdict agree: a failed row is a failed check, and the other way round.
+    verdict, reasons = analysis_verdict(canary=canary, stable=stable, thresholds=Thresholds())
+    # The verdict is derived from the rows: a failed row is a failed check, and the other way round.
+    assert (verdict, reasons) == check_verdict(rows)
     assert (verdict == Verdict.FAIL) == any(row.passed is False for row in rows[1:])

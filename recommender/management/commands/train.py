@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommender.learning.ranking import RANKERS
+from recommender.learning.ranking import RANKERS, SELECT
 from recommender.learning.rating import RATING_ALGORITHMS
 from recommender.models import DataSnapshot
 from recommender.services import TrainingError, model_train
@@ -20,7 +20,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--algorithm", choices=list(RATING_ALGORITHMS), help="rating model (default: TRAIN_RATING_ALGORITHM)"
         )
-        parser.add_argument("--ranker", choices=list(RANKERS), help="ranking model (default: TRAIN_RANKER)")
+        parser.add_argument(
+            "--ranker",
+            choices=[SELECT, *RANKERS],
+            help=f"ranking model, or {SELECT!r} to let model selection choose (default: TRAIN_RANKER)",
+        )
         parser.add_argument("--snapshot", type=int, help="train on this DataSnapshot id instead of a new one")
         parser.add_argument("--tune", action="store_true", help="grid-search SVD parameters on the training split")
         parser.add_argument("--seed", type=int, help="split and model seed (default: TRAIN_SEED)")
