@@ -11,7 +11,7 @@ MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
 
-.PHONY: demo test test-sqlite test-mariadb test-stack lint venv services services-stop stack stack-down stack-bootstrap bench-stack bench-ingest bench-train bench-serve bench-scale clean
+.PHONY: demo test test-sqlite test-mariadb test-stack lint venv services services-stop stack stack-down stack-bootstrap bench-stack bench-ingest bench-train bench-serve bench-scale bench-tiny bench-learning clean
 
 venv:
 	@scripts/venv.sh
@@ -69,8 +69,29 @@ test-stack: venv
 	RECSITE_STACK=1 $(PY) -m pytest --durations 15 -m stack; status=$$?; \
 		$(STACK_TEST_ENV) DOWN_ARGS=-v scripts/stack.sh down; exit $$status
 
+# Every benchmark at a tiny size, so that one that breaks fails the build; the figures are not
+# judged here (they are in docs/). The stack's benchmark runs in the stack pass (test_stack_boot).
+BENCH_TINY := var/bench-tiny
+bench-tiny: venv
+	rm -rf $(BENCH_TINY) && $(PY) benchmarks/worlds.py --write $(BENCH_TINY)/world
+	$(PY) benchmarks/worlds.py --tiny
+	$(PY) benchmarks/training.py $(BENCH_TINY)/world --folds 2
+	$(PY) benchmarks/movielens_http.py $(BENCH_TINY)/world
+	$(PY) benchmarks/serving.py --viewers 800 --movies 300 --sessions 3 --rate 50 --seconds 2
+	$(PY) benchmarks/scale.py --viewers 3000 --movies 500 --interactions 30000 --seconds 1
+	$(PY) benchmarks/console.py --viewers 2000 --answers 5000 --movies 300
+	$(PY) benchmarks/fairness.py --viewers 2000 --answers 5000 --watches 5000 --movies 300
+	$(PY) benchmarks/provenance_spool.py --rows 2000
+	DATABASE_URL=$(MARIADB_URL) $(PY) benchmarks/ingest.py --viewers 100 --movies 100 --sessions-per-viewer 1
+
 # The services come first: installing MariaDB brings the headers mysqlclient compiles against.
-test: services venv lint test-sqlite test-mariadb test-stack
+test: services venv lint test-sqlite test-mariadb bench-tiny test-stack
+
+# Served NDCG@10 through HTTP on three generated worlds and on MovieLens-100K (docs/learning.md).
+bench-learning: venv
+	test -f var/ml-100k/u.data || $(PY) benchmarks/movielens_100k.py var/ml-100k
+	$(PY) benchmarks/movielens_http.py var/ml-100k
+	$(PY) benchmarks/worlds.py
 
 bench-train: venv
 	test -f var/ml-100k/u.data || $(PY) benchmarks/movielens_100k.py var/ml-100k

@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=100_000)
     parser.add_argument("--movies", type=int, default=27_000)
     parser.add_argument("--interactions", type=int, default=2_000_000)
-    parser.add_argument("--ranker", default=os.environ.get("TRAIN_RANKER", "ease"))
+    parser.add_argument("--ranker", default=os.environ.get("TRAIN_RANKER", "auto"))
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run per kind of viewer")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")

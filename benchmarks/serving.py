@@ -223,8 +223,10 @@ def main() -> None:
         f"/recommend/{rng.choice(known) if rng.random() < 0.9 else rng.randrange(10**8, 2 * 10**8)}"
         for _ in range(5000)
     ]
-    artifact = max((scratch / "models").glob("*.npz"), key=lambda path: path.stat().st_mtime)
-    print(f"model artifact {artifact.name}: {artifact.stat().st_size / 1e6:.1f} MB\n", flush=True)
+    # An artifact is a directory of .npy files and its manifest (recommender/artifacts.py).
+    artifact = max((scratch / "models").glob("v*/manifest.json"), key=lambda path: path.stat().st_mtime).parent
+    size = sum(file.stat().st_size for file in artifact.iterdir())
+    print(f"model artifact {artifact.name}: {size / 1e6:.1f} MB\n", flush=True)
 
     server = _start_server(env)
     try:

@@ -34,7 +34,7 @@ from surprise.model_selection import cross_validate  # noqa: E402
 from catalog import movielens  # noqa: E402
 from recommender.learning.evaluation import RANK_CUTOFFS, ranking_metrics  # noqa: E402
 from recommender.learning.pipeline import train_and_evaluate  # noqa: E402
-from recommender.learning.ranking import Index, top_n  # noqa: E402
+from recommender.learning.ranking import RANKERS, SELECT, Index, top_n  # noqa: E402
 from recommender.learning.rating import SVD_DEFAULTS, surprise_dataset, surprise_trainset  # noqa: E402
 from recommender.learning.splitting import Interaction, Interactions, split_by_viewer  # noqa: E402
 
@@ -115,7 +115,7 @@ def main() -> None:
         )
         runs[name] = models
         m = models.metrics
-        print(f"{name:<26} {m['rmse']:7.4f} {m['mae']:7.4f} {m['rating_fit_seconds']:7.2f}s")
+        print(f"{name:<26} {m['rmse']:7.4f} {m['mae']:7.4f} {m['seconds']['rating model']:7.2f}s")
     if args.tune:
         started = time.perf_counter()
         tuned = train_and_evaluate(
@@ -136,15 +136,15 @@ def main() -> None:
     print()
     header = "  ".join(f"{kind[:4]}@{k:<2}" for k in RANK_CUTOFFS for kind in ("precision", "recall", "ndcg"))
     print(f"{'ranker':<26} {header}  coverage      fit")
-    for ranker in ("ease", "als", "itemknn", "popularity"):
-        started = time.perf_counter()
+    for ranker in [*RANKERS, SELECT]:
         models = train_and_evaluate(
             interactions=interactions,
             demographics=viewers,
             rating_algorithm="baseline",
             ranker=ranker,
         )
-        print(_row(ranker, models.metrics, models.metrics["ranker_fit_seconds"]))
+        label = f"{SELECT}: {models.ranker}" if ranker == SELECT else ranker
+        print(_row(label, models.metrics, models.metrics["seconds"]["ranker (held-out)"]))
         if ranker == "ease":
             print(_row("  popularity on this split", models.metrics["popularity"], 0.0))
     started = time.perf_counter()
