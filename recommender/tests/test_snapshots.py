@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from recommender import snapshots
 from recommender.models import DataSnapshot
 from recommender.snapshots import (
     SnapshotError,
+    files,
     snapshot_check_quality,
     snapshot_create,
     snapshot_load,
@@ -151,7 +151,7 @@ def test_quality_check_finds_out_of_range_and_duplicate_ratings(db, tmp_path, se
 
 
 def test_quality_check_finds_a_duplicate_across_two_runs_and_names_a_ragged_line(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshots, "_column_runs", partial(snapshots._column_runs, run_bytes=10))
+    monkeypatch.setattr(files, "column_runs", partial(files.column_runs, run_bytes=10))
     ratings = [[1, "a", 3, 0], [1, "b", 3, 0], [1, "b", 4, 0], [2, "a", 5, 0]]
     _write(tmp_path / "ratings.csv", ["viewer_id", "movie", "score", "rated_at"], ratings)
     _write(
