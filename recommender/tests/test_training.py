@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from prometheus_client import REGISTRY
 
 from recommender.artifacts import ArtifactError, artifact_load, predict_rating
+from recommender.learning.ranking import RANKERS
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.selectors import model_version_stable_at
 from recommender.services import TrainingError, model_train, model_version_set_status
@@ -184,7 +185,9 @@ def test_train_command_prints_one_summary_line(watched_world, capsys):
 
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
-    assert out[0].startswith("v1 stable: RMSE ")
+    version = ModelVersion.objects.get()
+    assert version.ranker in RANKERS  # what selection chose, never "auto"
+    assert out[0].startswith(f"v1 stable ({version.ranker} ranker): RMSE ")
     assert "passed the gate" in out[0]
 
 

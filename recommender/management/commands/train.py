@@ -55,7 +55,8 @@ class Command(BaseCommand):
         metrics = version.metrics
         verdict = "passed the gate" if version.gate_passed else "rejected: " + "; ".join(version.gate_reasons)
         self.stdout.write(
-            f"v{version.version} {version.status}: RMSE {metrics.get('rmse')}, NDCG@10 {metrics.get('ndcg@10')} "
+            f"v{version.version} {version.status} ({version.ranker} ranker): RMSE {metrics.get('rmse')}, "
+            f"NDCG@10 {metrics.get('ndcg@10')} "
             f"(popularity {metrics.get('popularity', {}).get('ndcg@10')}), trained on {version.snapshot} "
             f"in {version.training_seconds:.1f}s; {verdict}"
         )
