@@ -118,6 +118,11 @@ def test_the_version_page_shows_gate_and_metrics_as_tables(ops, released):
 
     assert 'id="gate"' in text
     assert "RMSE below the bound" in text
+    assert "NDCG@10 not below popularity&#x27;s" in text
+    # The model selection of its training, as stored: every candidate, the chosen one marked.
+    assert 'id="selection"' in text
+    assert text.count("<strong>chosen</strong>") == 1
+    assert len(released.candidate.metrics["selection"]["candidates"]) >= 5
     assert 'id="metrics"' in text
     assert "NDCG@10" in text
     assert "small group" in text  # the simulated world's groups are small: flagged
