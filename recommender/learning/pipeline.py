@@ -106,7 +106,7 @@ def train_and_evaluate(
     tune: bool = False,
     top_count: int = 100,
     evaluation_viewers: int = 50_000,
-    selection_seconds: float = 180.0,
+    selection_seconds: float = 120.0,
     selection_viewers: int = 20_000,
     progress: Callable[[str], None] = lambda step: None,
 ) -> TrainedModels:

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.learning.evaluation import RANK_CUTOFFS, PerViewer, ranking_per_viewer
-from recommender.learning.ranking import Popularity, Ranker, batches, ranker_named
+from recommender.learning.ranking import RANKERS, Popularity, Ranker, batches, ranker_named
 
 SELECTED_BY = "ndcg@10"
 
@@ -83,8 +83,10 @@ class Selection:
 
 
 def candidate_grid(names: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
-    """Every ranker's grid points in rounds, popularity first; each with its full parameters."""
-    names = sorted(set(names), key=lambda name: (name != Popularity.name, name))
+    """Every ranker's grid points in rounds, popularity first, then in the registry's order (the
+    default, EASE, second: it is cheap at any size); each with its full parameters."""
+    order = list(RANKERS)
+    names = sorted(set(names), key=lambda name: (name != Popularity.name, order.index(ranker_named(name).name)))
     grids = [[(name, ranker_named(name).parameters(point)) for point in ranker_named(name).grid] for name in names]
     rounds = zip_longest(*grids)
     return [candidate for round_ in rounds for candidate in round_ if candidate is not None]
