@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     figures = served_ndcg(args.path, ranker=args.ranker, seed=args.seed)
     print(
-        f"MovieLens-100K over HTTP, ranker {args.ranker}: NDCG@10 {figures['ndcg@10']:.4f}, "
+        f"{args.path} over HTTP, ranker {args.ranker}: NDCG@10 {figures['ndcg@10']:.4f}, "
         f"precision@10 {figures['precision@10']:.4f} ({figures['viewers']} viewers asked in "
         f"{figures['asked_seconds']:.1f}s; trained in {figures['train_seconds']:.1f}s)"
     )
