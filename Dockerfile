@@ -9,9 +9,10 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS python
+# libgomp1: implicit's ALS and item-kNN are OpenMP code, and model selection fits them.
 RUN apt-get update \
     && { command -v python3.11 >/dev/null || apt-get install -y --no-install-recommends python3 python3-venv; } \
-    && apt-get install -y --no-install-recommends libmariadb3 \
+    && apt-get install -y --no-install-recommends libmariadb3 libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
 FROM python AS build

@@ -121,9 +121,9 @@ def ranker_select(
             model = ranker_named(name).fit(x, **params)
             figures = measure(model, x, validation, rows).mean()
             error = ""
-        except (MemoryError, ValueError, np.linalg.LinAlgError) as failure:
-            # A grid point the data cannot take (a singular matrix, too little memory) is left
-            # out with its reason; the others still compete.
+        except (ImportError, MemoryError, ValueError, np.linalg.LinAlgError) as failure:
+            # A grid point the data or the host cannot take (a singular matrix, too little
+            # memory, a native library missing) is left out with its reason; the others compete.
             figures, error = {}, f"{type(failure).__name__}: {failure}"
         candidates.append(Candidate(name, params, figures, round(time.perf_counter() - began, 3), error))
     return Selection(candidates, [], budget_seconds, len(rows))

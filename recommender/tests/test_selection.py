@@ -96,3 +96,18 @@ def test_a_winner_below_popularity_on_the_held_out_split_gives_way_to_popularity
     fallback = models.metrics["selection"]["fallback"]
     assert fallback["ranker"] == "als"
     assert fallback["ndcg"] < models.metrics["popularity"]["ndcg@10"]
+
+
+def test_a_ranker_whose_library_will_not_load_is_left_out_and_training_goes_on(monkeypatch):
+    from recommender.learning.ranking import ALS
+
+    def unloadable(cls, /, x, **params):
+        raise ImportError("libgomp.so.1: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(ALS, "fit", classmethod(unloadable))
+
+    models = train_and_evaluate(interactions=_world(0.8), demographics={})
+
+    assert models.ranker != "als"
+    failed = [c for c in models.metrics["selection"]["candidates"] if c["ranker"] == "als"]
+    assert all(c["error"].startswith("ImportError: libgomp.so.1") for c in failed)
