@@ -142,8 +142,9 @@ def train_and_evaluate(
         measured_model = ranker_spec.fit(x, **ranker_params)
     with watch("evaluation"):
         held_out = index.matrix(split.test)
-        rows = _sample(np.flatnonzero(np.diff(held_out.indptr) > 0), evaluation_viewers, seed)
-        if len(rows) < int((np.diff(held_out.indptr) > 0).sum()):
+        measurable = np.flatnonzero(np.diff(held_out.indptr) > 0)
+        rows = _sample(measurable, evaluation_viewers, seed)
+        if len(rows) < len(measurable):
             metrics["evaluation_sample"] = {"viewers": evaluation_viewers, "seed": seed}
         ranking = measure(measured_model, x, held_out, rows)
         popularity = measure(Popularity.fit(x), x, held_out, rows)

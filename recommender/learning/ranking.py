@@ -194,10 +194,7 @@ class EASE(ItemItem):
     @classmethod
     def fit(cls, x: sp.csr_matrix, **params: Any) -> EASE:
         l2, max_movies, neighbours = float(params["l2"]), int(params["max_movies"]), int(params["neighbours"])
-        counts = np.asarray(x.sum(axis=0)).ravel()
-        watched = np.flatnonzero(counts > 0)
-        kept = watched[np.argsort(-counts[watched], kind="stable")[:max_movies]]
-        kept.sort()
+        kept, _ = _most_watched(x, max_movies)
         part = x[:, kept]
         gram = (part.T @ part).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += l2
@@ -247,9 +244,7 @@ class RP3beta(ItemItem):
     @classmethod
     def fit(cls, x: sp.csr_matrix, **params: Any) -> RP3beta:
         alpha, beta = float(params["alpha"]), float(params["beta"])
-        counts = np.asarray(x.sum(axis=0)).ravel()
-        watched = np.flatnonzero(counts > 0)
-        kept = np.sort(watched[np.argsort(-counts[watched], kind="stable")[: int(params["max_movies"])]])
+        kept, counts = _most_watched(x, int(params["max_movies"]))
         part = sp.csr_matrix(x[:, kept], dtype=np.float32)
         viewer_degree = np.asarray(part.sum(axis=1)).ravel()
         to_movie = sp.csr_matrix(sp.diags(1.0 / np.maximum(viewer_degree, 1.0)) @ part)  # viewer → movie
@@ -346,6 +341,15 @@ class Popularity(Ranker):
         scores = np.broadcast_to(self.arrays["popularity"][columns], (len(rows), len(columns)))
         top = top_n(scores, seen[:, columns], n)
         return np.where(top >= 0, columns[np.maximum(top, 0)], -1).astype(np.int32)
+
+
+def _most_watched(x: sp.csr_matrix, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of the ``count`` most-watched movies (ties to the lower column), sorted, and
+    every movie's count: the head of the catalogue EASE and RP3beta cover."""
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    watched = np.flatnonzero(counts > 0)
+    kept: np.ndarray = np.sort(watched[np.argsort(-counts[watched], kind="stable")[:count]])
+    return kept, counts
 
 
 def _prune(weights: np.ndarray, neighbours: int) -> sp.csr_matrix:
