@@ -101,7 +101,8 @@ class Ranker:
         raise NotImplementedError
 
     def score_history(self, columns: np.ndarray) -> np.ndarray:
-        """Scores of every movie for a viewer who has seen ``columns`` (a changed or new history)."""
+        """Scores of every movie for a viewer who has seen ``columns`` (a changed or new history),
+        as a fresh array the caller may change."""
         raise NotImplementedError
 
     def top_rows(self, x: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
@@ -111,12 +112,16 @@ class Ranker:
     def top_history(self, columns: np.ndarray, n: int, *, exclude: np.ndarray | None = None) -> np.ndarray:
         """The ``n`` best movies, best first, for a viewer who has seen ``columns``, leaving out
         those and ``exclude``: what serving answers for a history the artifact has no row for."""
-        seen = np.unique(np.concatenate([columns, exclude if exclude is not None else np.array([], np.int64)]))
-        history = sp.csr_matrix(
-            (np.ones(len(seen), np.float32), (np.zeros(len(seen), np.int64), seen)), shape=(1, self.movies)
-        )
-        top = top_n(self.score_history(columns)[np.newaxis, :], history, n)[0]
-        found: np.ndarray = top[top >= 0]
+        # score_history returns a fresh array for every kind: it is masked in place, no copy.
+        scores = self.score_history(columns)
+        scores[columns] = -np.inf
+        if exclude is not None and len(exclude):
+            scores[exclude] = -np.inf
+        n = min(n, int(np.isfinite(scores).sum()))
+        if n <= 0:
+            return np.array([], dtype=np.int64)
+        best = np.argpartition(-scores, n - 1)[:n]
+        found: np.ndarray = best[np.argsort(-scores[best], kind="stable")]
         return found
 
 
