@@ -18,7 +18,7 @@ venv:
 
 demo: venv
 	$(PY) manage.py migrate --no-input -v 0
-	$(PY) manage.py simulate --seed $(DEMO_SEED) --viewers $(DEMO_VIEWERS) --movies $(DEMO_MOVIES) --sessions-per-viewer $(DEMO_SESSIONS) \
+	$(PY) manage.py simulate --end now --seed $(DEMO_SEED) --viewers $(DEMO_VIEWERS) --movies $(DEMO_MOVIES) --sessions-per-viewer $(DEMO_SESSIONS) \
 		--junk-rate 0.002 --out var/data/demo-stream.log --world-out var/data/demo-world
 	$(PY) manage.py import_movielens var/data/demo-world
 	$(PY) manage.py consume_stream --source file:var/data/demo-stream.log

@@ -16,9 +16,9 @@ def options_parse(kind: type, pairs: Iterable[str], *, what: str) -> dict[str, i
     """
     if not is_dataclass(kind):
         raise TypeError(f"{kind!r} is not a dataclass")
-    names = [field.name for field in fields(kind)]
     # Resolved annotations: with `from __future__ import annotations` they are strings otherwise.
     types = typing.get_type_hints(kind)
+    names = [field.name for field in fields(kind) if types[field.name] in (int, float)]
     values: dict[str, int | float] = {}
     for pair in pairs:
         name, _, raw = pair.strip().partition("=")

@@ -141,6 +141,8 @@ class World:
             heapq.heappush(heap, (session.start, order, order, -1))
         while heap:
             second, order, index, step = heapq.heappop(heap)
+            if second > horizon:
+                break  # the log as read at the horizon: sessions still running then are cut
             session = sessions[index]
             at = start + timedelta(seconds=second)
             viewer = self.viewers[session.viewer]

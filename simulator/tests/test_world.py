@@ -1,7 +1,11 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from django.core.management import CommandError, call_command
 
 from catalog.models import Movie, Viewer
 from catalog.services import movielens_import
+from simulator.services import SimulatorOptions, simulator_end
 from simulator.world import OCCUPATIONS, World
 
 
@@ -38,3 +42,24 @@ def test_world_metadata_imports_with_matching_slugs(db, tmp_path, world):
     first = world.viewers[0]
     assert Viewer.objects.get(id=first.id).occupation == first.occupation
     assert Movie.objects.get(slug=world.movies[0].slug).runtime_minutes == world.movies[0].runtime
+
+
+def test_the_simulated_days_end_when_asked(tmp_path):
+    out = tmp_path / "stream.log"
+    call_command(
+        "simulate", "--viewers", "20", "--movies", "30", "--days", "2", "--end", "2026-12-01T12:00", "--out", str(out)
+    )
+    stamps = [datetime.fromisoformat(line.split(",")[0]).replace(tzinfo=UTC) for line in out.read_text().splitlines()]
+    assert max(stamps) <= datetime(2026, 12, 1, 12, tzinfo=UTC)
+    assert min(stamps) >= datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+def test_end_now_places_the_stream_in_the_present():
+    options = SimulatorOptions(days=3, end=simulator_end("now"))
+    assert options.start is not None
+    assert abs((datetime.now(UTC) - timedelta(days=3) - options.start).total_seconds()) < 5
+
+
+def test_a_bad_end_is_refused_with_the_accepted_forms():
+    with pytest.raises(CommandError, match="'now' or an ISO date-time"):
+        call_command("simulate", "--viewers", "5", "--end", "yesterday", "--out", "-")

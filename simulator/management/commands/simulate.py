@@ -11,7 +11,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.kafka import KAFKA_SCHEME, KafkaAddress
 from core.progress import progress_bar
-from simulator.services import SimulatorOptions, simulator_events, simulator_publish, simulator_world, simulator_write
+from simulator.services import (
+    SimulatorOptions,
+    simulator_end,
+    simulator_events,
+    simulator_publish,
+    simulator_world,
+    simulator_write,
+)
 
 
 class Command(BaseCommand):
@@ -23,6 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--movies", type=int, default=400)
         parser.add_argument("--sessions-per-viewer", type=float, default=8.0)
         parser.add_argument("--days", type=float, default=7.0)
+        parser.add_argument(
+            "--end", help="when the simulated days end: now, or an ISO date-time (default: they start 2023-10-01)"
+        )
         parser.add_argument("--junk-rate", type=float, default=0.0, help="share of damaged lines mixed in (0-1)")
         parser.add_argument("--out", default="-", help="PATH, - for standard output, or kafka://HOST:PORT/TOPIC")
         parser.add_argument("--world-out", type=Path, help="also write viewers and movies (MovieLens layout) here")
@@ -32,6 +42,10 @@ class Command(BaseCommand):
             raise CommandError("--viewers must be at least 1 and --movies at least 20")
         if not 0 <= options["junk_rate"] < 1:
             raise CommandError("--junk-rate must be between 0 and 1")
+        try:
+            end = simulator_end(options["end"]) if options["end"] else None
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         config = SimulatorOptions(
             seed=options["seed"],
             viewers=options["viewers"],
@@ -39,6 +53,7 @@ class Command(BaseCommand):
             sessions_per_viewer=options["sessions_per_viewer"],
             days=options["days"],
             junk_rate=options["junk_rate"],
+            end=end,
         )
         started = time.perf_counter()
         world = simulator_world(config)
