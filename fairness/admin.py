@@ -91,6 +91,7 @@ class DimensionChangeList(ChangeList):
     def get_filters_params(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
         lookup = super().get_filters_params(params)
         lookup.pop("dimension", None)
+        lookup.pop("size", None)
         return lookup
 
 
@@ -99,6 +100,7 @@ class FeedbackWindowAdmin(ReadOnlyAdmin):
     """Feedback-loop figures per window, with their trends charted above the list."""
 
     list_display = ["start", "end", "answers", "coverage", "gini", "stopped", "homogenisation"]
+    ordering = ["-start"]  # the latest first, as the charts end with them
     change_list_template = "fairness/feedback_windows.html"
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
@@ -108,11 +110,17 @@ class FeedbackWindowAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         dimension = selectors.report_dimension(request.GET.get("dimension", ""))
-        windows = list(FeedbackWindow.objects.order_by("start")[:365])
+        sizes = selectors.feedback_window_sizes()
+        size = selectors.feedback_window_size(request.GET.get("size", ""), sizes)
+        windows = selectors.feedback_windows_latest(size)
         context = {
             "charts": selectors.feedback_charts(windows, dimension),
             "dimension": dimension,
             "dimensions": DIMENSIONS,
+            "sizes": [(int(each.total_seconds()), selectors.window_size_label(each)) for each in sizes],
+            "size": int(size.total_seconds()) if size else None,
+            "drawn": len(windows),
+            "through": selectors.window_label(windows[-1]) if windows else None,
         }
         return super().changelist_view(request, {**(extra_context or {}), **context})
 

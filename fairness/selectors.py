@@ -169,19 +169,71 @@ def served_charts(report: ServedFairnessReport, dimension: str) -> list[Chart]:
 
 
 GROUP_LINES = 10  # the largest groups drawn in a per-group trend
+WINDOWS_DRAWN = 120  # the latest windows of one size drawn in the trends
+
+
+def feedback_window_sizes() -> list[timedelta]:
+    """The sizes of the windows computed so far, longest first (daily before hourly)."""
+    spans = {end - start for start, end in FeedbackWindow.objects.values_list("start", "end")}
+    return sorted(spans, reverse=True)
+
+
+def feedback_window_size(asked: str, sizes: list[timedelta]) -> timedelta | None:
+    """The size a page asked for (``?size=`` in seconds), or the longest computed one."""
+    for size in sizes:
+        if asked == str(int(size.total_seconds())):
+            return size
+    return sizes[0] if sizes else None
+
+
+def feedback_windows_latest(size: timedelta | None, count: int | None = None) -> list[FeedbackWindow]:
+    """The latest ``count`` windows of ``size``, oldest first, as a trend is read. Windows of one
+    size only: a day's figures and an hour's are not points of one line."""
+    if size is None:
+        return []
+    count = count or WINDOWS_DRAWN
+    latest: list[FeedbackWindow] = []
+    # Newest first, stopping at ``count``: a long history is not read to draw its end.
+    for window in FeedbackWindow.objects.order_by("-start").iterator(chunk_size=500):
+        if window.end - window.start == size:
+            latest.append(window)
+            if len(latest) == count:
+                break
+    return latest[::-1]
+
+
+def window_size_label(size: timedelta) -> str:
+    seconds = int(size.total_seconds())
+    if seconds % 86_400 == 0:
+        return "daily" if seconds == 86_400 else f"{seconds // 86_400} days"
+    if seconds % 3600 == 0:
+        return "hourly" if seconds == 3600 else f"{seconds // 3600} hours"
+    return f"{seconds // 60} minutes"
+
+
+def window_label(window: FeedbackWindow) -> str:
+    """The window's start with its year; the time of day only for windows shorter than a day."""
+    if window.end - window.start >= timedelta(days=1):
+        return f"{window.start:%Y-%m-%d}"
+    return f"{window.start:%Y-%m-%d %H:%M}"
 
 
 def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0]) -> list[Chart]:
-    """The feedback-loop trends over windows: exposure concentration, what was shown against
-    what was watched next, consumption diversity (everyone's, per group of ``dimension``, a
-    viewer's own) and homogenisation."""
-    labels = [f"{window.start:%m-%d %H:%M}" for window in windows]
+    """The feedback-loop trends over windows (of one size, oldest first): exposure concentration,
+    what was shown against what was watched next, consumption diversity (everyone's, per group
+    of ``dimension``, a viewer's own) and homogenisation."""
+    labels = [window_label(window) for window in windows]
 
     def figure(key: str) -> list[float | None]:
         return [window.figures.get(key) for window in windows]
 
     groups = sorted({group for window in windows for group in window.figures.get("genre_entropy", {})})
-    hint = "No window yet: run manage.py feedback_loops (django-q2 runs it daily)."
+    hint = (
+        f"None of the {len(windows)} windows drawn has this figure: it needs answers (and, for the"
+        " correlation, watches in the window after)."
+        if windows
+        else "No window yet: run manage.py feedback_loops (django-q2 runs it daily)."
+    )
     return [
         Chart(
             "feedback-exposure",
@@ -304,14 +356,31 @@ def viewer_diversity_chart(viewer_id: int, *, days: int = 90) -> Chart:
         per_day.setdefault(day, Counter()).update(genres)
         so_far.update(genres)
         running[day] = round(metrics.entropy(list(so_far.values())), 4)
+    # Every day from the first watched to the last is a label, so that the axis is time: a gap of
+    # months between two watches is drawn as months, not as two neighbouring bars.
+    days_shown = (
+        [f"{watched[0][0].date() + timedelta(days=offset):%Y-%m-%d}" for offset in range(_days_between(watched))]
+        if watched
+        else []
+    )
     return Chart(
         "viewer-diversity",
         "Genre variety of what they watched (entropy)",
-        list(per_day),
+        days_shown,
         [
-            Series("that day", [round(metrics.entropy(list(counts.values())), 4) for counts in per_day.values()]),
-            Series("everything so far", list(running.values())),
+            Series(
+                "that day",
+                [
+                    round(metrics.entropy(list(per_day[day].values())), 4) if day in per_day else None
+                    for day in days_shown
+                ],
+            ),
+            Series("everything so far", [running.get(day) for day in days_shown]),
         ],
         unit="bits",
         empty_hint="No watches yet.",
     )
+
+
+def _days_between(watched: list[tuple[Any, Any]]) -> int:
+    return (watched[-1][0].date() - watched[0][0].date()).days + 1

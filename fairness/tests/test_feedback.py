@@ -123,7 +123,7 @@ def test_the_trends_page_charts_every_window(hand_built, client, django_user_mod
     page = client.get("/admin/fairness/feedbackwindow/")
 
     charts = {chart.key: chart for chart in page.context["charts"]}
-    assert charts["feedback-exposure"].labels == ["11-01 00:00", "11-02 00:00"]
+    assert charts["feedback-exposure"].labels == ["2026-11-01", "2026-11-02"]  # daily: dates, with the year
     assert charts["feedback-exposure"].series[0].values == [0.625, 0.75]
     assert [series.label for series in charts["feedback-diversity"].series] == [
         "everyone", "female", "male", "a viewer's own (mean)",
@@ -177,3 +177,40 @@ def test_the_daily_tasks_are_scheduled(db):
 
     assert Schedule.objects.get(name="feedback loops").func == "fairness.tasks.feedback_windows_daily"
     assert Schedule.objects.get(name="fairness of what was served").func == "fairness.tasks.served_reports_daily"
+
+
+def test_the_trends_page_draws_the_latest_windows_of_one_size(hand_built, admin_client, monkeypatch):
+    from fairness import selectors
+
+    monkeypatch.setattr(selectors, "WINDOWS_DRAWN", 2)
+    feedback_windows_compute(until=DAY + timedelta(days=2))  # two daily windows
+    # Three hourly windows after them, and an older daily one: none of them is on the daily line.
+    hourly = [FeedbackWindow(start=DAY + timedelta(days=2, hours=h), end=DAY + timedelta(days=2, hours=h + 1),
+                             computed_at=DAY, figures={"gini": 0.1}) for h in range(3)]  # fmt: skip
+    FeedbackWindow.objects.bulk_create(
+        [*hourly, FeedbackWindow(start=DAY - timedelta(days=9), end=DAY - timedelta(days=8), computed_at=DAY)]
+    )
+
+    daily = admin_client.get("/admin/fairness/feedbackwindow/")
+    hours = admin_client.get("/admin/fairness/feedbackwindow/", {"size": "3600"})
+
+    assert daily.context["sizes"] == [(86400, "daily"), (3600, "hourly")]
+    assert daily.context["charts"][0].labels == ["2026-11-01", "2026-11-02"]  # the latest two, oldest first
+    assert hours.status_code == 200  # ?size= picks the charts' windows, not a filter of the rows
+    assert hours.context["charts"][0].labels == ["2026-11-03 01:00", "2026-11-03 02:00"]
+    assert hours.context["charts"][0].series[0].values == [0.1, 0.1]
+    assert "through 2026-11-03 02:00 (UTC)" in hours.content.decode()
+
+
+def test_a_viewers_activity_is_drawn_on_consecutive_days(hand_built):
+    from fairness.selectors import viewer_diversity_chart
+
+    Watch.objects.create(
+        viewer_id=2, movie=Movie.objects.get(slug="b+2000"), first_seen_at=DAY + timedelta(days=4),
+        last_seen_at=DAY + timedelta(days=4), minutes_watched=5,
+    )  # fmt: skip
+
+    chart = viewer_diversity_chart(2)
+
+    assert chart.labels == ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
+    assert chart.series[0].values[2:4] == [None, None]  # days without a watch are gaps, not missing labels
