@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from catalog.demographics import DIMENSIONS
@@ -382,5 +382,5 @@ def viewer_diversity_chart(viewer_id: int, *, days: int = 90) -> Chart:
     )
 
 
-def _days_between(watched: list[tuple[Any, Any]]) -> int:
+def _days_between(watched: list[tuple[datetime, list[str]]]) -> int:
     return (watched[-1][0].date() - watched[0][0].date()).days + 1
