@@ -110,6 +110,7 @@ class ConsoleModelVersionAdmin(ReleasableModelVersionAdmin):
                 answers=answers,
                 viewers=viewers,
                 fairness=fairness_report_latest(version),
+                releases=list(version.releases.order_by("-created_at")),
             )
         return super().change_view(request, object_id, form_url, context)
 
@@ -160,7 +161,6 @@ class ConsoleReleaseAdmin(ReleaseAdmin):
                 checks=[(run, selectors.check_rows(run)) for run in runs],
                 charts=selectors.release_charts(release),
                 decisions=selectors.release_decisions(release),
-                release_actions=["promote", "abort", "resume" if release.state == Release.State.PAUSED else "pause"],
             )
         return super().change_view(request, object_id, form_url, context)
 

@@ -18,7 +18,6 @@ from console import selectors
 from fairness.selectors import served_report_latest
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
-from releases.services import RELEASE_DECISIONS
 
 OVERVIEW_HOURS = 3
 
@@ -47,8 +46,6 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
         context["fairness"] = selectors.fairness_of_serving(serving)
     if "served_fairness" in shown:
         context["served_fairness"] = served_report_latest()
-    if serving is not None and "release" in shown:
-        context["release_actions"] = _release_actions(serving)
     if "traffic" in shown:
         traffic = selectors.pool_traffic_recent(hours=OVERVIEW_HOURS, now=now)
         context["traffic_charts"] = selectors.traffic_charts(traffic)
@@ -61,15 +58,6 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
     if "artifact_faults" in shown:
         context["artifact_faults"] = selectors.artifact_faults_recent(now=now)
     return context
-
-
-def _release_actions(serving: selectors.ServingNow) -> list[str]:
-    release = serving.release
-    if release is None or not release.is_active:
-        return []
-    actions = ["promote", "abort"]
-    actions.append("resume" if release.state == release.State.PAUSED else "pause")
-    return [action for action in actions if action in RELEASE_DECISIONS]
 
 
 class CompareForm(forms.Form):

@@ -319,6 +319,10 @@ RELEASE_CHECK_MINUTES = env_int("RELEASE_CHECK_MINUTES", 5, minimum=1)
 RELEASE_STEPS = env_int_list("RELEASE_STEPS", [20], minimum=1, maximum=99)
 RELEASE_INTERVAL_SECONDS = env_int("RELEASE_INTERVAL_SECONDS", 300, minimum=10)
 RELEASE_MIN_STEP_SECONDS = env_int("RELEASE_MIN_STEP_SECONDS", 1800, minimum=0)
+# Whether a release's last step must judge the behavioural metric (watched after recommended)
+# before it can promote; off, a canary may be promoted on latency and success alone, and the
+# release page says so.
+RELEASE_FOLLOW_REQUIRED = env_bool("RELEASE_FOLLOW_REQUIRED", False)
 # RELEASE_MODE=nginx: where the upstreams file goes, how to reload NGINX, the pools' servers.
 NGINX_UPSTREAMS_PATH = env_str("NGINX_UPSTREAMS_PATH", "")
 NGINX_RELOAD_COMMAND = env_str("NGINX_RELOAD_COMMAND", "nginx -s reload")

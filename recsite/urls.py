@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from serving.api import RecommendView, SchemaView, healthz, readyz
 
@@ -10,5 +11,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("api/schema", SchemaView.as_view(), name="openapi-schema"),
     path("admin/", admin.site.urls),
+    # The site's root is the operations console (the API is /recommend/<id>, described at /api/schema).
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("", include("django_prometheus.urls")),
 ]

@@ -5,12 +5,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from recommender.admin import ModelVersionAdmin
 from recommender.models import ModelVersion
+from releases.forms import ReleaseStartForm
 from releases.models import AnalysisRun, Release, ReleaseEvent
 from releases.services import RELEASE_DECISIONS, ReleaseError, release_start
 
@@ -49,33 +51,75 @@ class ReleaseAdmin(ReadOnlyAdmin):
                 self.admin_site.admin_view(self.act),
                 name="releases_release_act",
             ),
+            path("start/<int:version_pk>/", self.admin_site.admin_view(self.start), name="releases_release_start"),
             *super().get_urls(),
         ]
 
     def act(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
-        """Promote, abort, pause or resume from the release's page or the overview (POST, with
-        permission); back to ``next`` when it is one of this site's pages."""
-        if request.method != "POST" or action not in RELEASE_DECISIONS:
+        """Promote, abort, pause or resume a release, with permission: GET shows what the
+        decision will do and asks why; POST with a reason decides (a POST without one shows the
+        page again, nothing decided). Back to ``next`` when it is one of this site's pages."""
+        if action not in RELEASE_DECISIONS or not request.user.has_perm("releases.change_release"):
             raise PermissionDenied
-        if not request.user.has_perm("releases.change_release"):
-            raise PermissionDenied
-        release = get_object_or_404(Release, pk=pk)
+        release = get_object_or_404(Release.objects.select_related("candidate", "stable"), pk=pk)
+        back = request.POST.get("next", request.GET.get("next", ""))
+        if not url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            back = reverse("admin:releases_release_change", args=[pk])
         reason = request.POST.get("reason", "").strip()[:2000]
-        try:
-            RELEASE_DECISIONS[action](
-                release=release, actor=request.user.get_username(), reason=reason or f"{action} from the console"
+        if request.method != "POST" or not reason:
+            if action not in release.decisions:
+                self.message_user(request, f"{release}: {action} is not possible now", level=messages.ERROR)
+                return HttpResponseRedirect(back)
+            error = "Say why: the reason is recorded with the decision." if request.method == "POST" else ""
+            context = {
+                **self.admin_site.each_context(request),
+                "release": release, "action": action, "effect": release.decision_effect(action),
+                "next": back, "error": error, "reason": reason, "opts": self.opts,
+            }  # fmt: skip
+            return TemplateResponse(
+                request, "admin/releases/release/decide.html", context, status=400 if error else 200
             )
+        try:
+            RELEASE_DECISIONS[action](release=release, actor=request.user.get_username(), reason=reason)
         except ReleaseError as error:
             self.message_user(request, str(error), level=messages.ERROR)
         else:
             release.refresh_from_db()
             self.message_user(request, f"{release}: {action} done")
-        back = request.POST.get("next", "")
-        if not url_has_allowed_host_and_scheme(
-            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            back = reverse("admin:releases_release_change", args=[pk])
         return HttpResponseRedirect(back)
+
+    def start(self, request: HttpRequest, version_pk: int) -> HttpResponse:
+        """Start a release of one candidate with its steps and thresholds chosen (GET: the form
+        with the defaults; POST: start it, then its page)."""
+        if not request.user.has_perm("releases.add_release"):
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=version_pk)
+        form = ReleaseStartForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                release = release_start(
+                    candidate=version,
+                    steps=form.cleaned_data["steps"],
+                    interval_seconds=form.cleaned_data["interval_seconds"],
+                    min_step_seconds=form.cleaned_data["min_step_seconds"],
+                    thresholds=form.thresholds(),
+                    actor=request.user.get_username(),
+                )
+            except ReleaseError as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(request, f"{release} started")
+                return HttpResponseRedirect(reverse("admin:releases_release_change", args=[release.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form, "version": version, "opts": self.opts,
+            "stable": ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first(),
+        }  # fmt: skip
+        return TemplateResponse(
+            request, "admin/releases/release/start.html", context, status=400 if form.errors else 200
+        )
 
     @admin.display(ordering="candidate__version", description="candidate")
     def candidate_link(self, release: Release) -> str:
@@ -104,17 +148,12 @@ admin.site.unregister(ModelVersion)
 class ReleasableModelVersionAdmin(ModelVersionAdmin):
     actions = ["start_release"]
 
-    @admin.action(description="Start a canary release (one candidate, 20%%)", permissions=["release"])
-    def start_release(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+    @admin.action(description="Start a canary release of the selected candidate…", permissions=["release"])
+    def start_release(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
         if queryset.count() != 1:
             self.message_user(request, "choose exactly one candidate version", level=messages.ERROR)
-            return
-        try:
-            release = release_start(candidate=queryset.get(), actor=request.user.get_username())
-        except ReleaseError as error:
-            self.message_user(request, str(error), level=messages.ERROR)
-            return
-        self.message_user(request, f"{release} started")
+            return None
+        return HttpResponseRedirect(reverse("admin:releases_release_start", args=[queryset.get().pk]))
 
     def has_release_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("releases.add_release")

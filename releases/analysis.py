@@ -58,6 +58,10 @@ class Thresholds:
     # (no traffic, no data) must not keep its share of the traffic for ever.
     inconclusive_limit: int = 6
     max_step_seconds: float = 6 * 3600
+    # The behavioural metric is judged only with enough answers on both pools; when this is set,
+    # the last step cannot pass without it (the check is inconclusive until it is judged), so a
+    # canary is never promoted on latency and success alone.
+    follow_required_on_last_step: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Thresholds:
@@ -93,8 +97,11 @@ class MetricCheck:
         return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
 
 
-def analysis_checks(*, canary: Measurement, stable: Measurement | None, thresholds: Thresholds) -> list[MetricCheck]:
-    """One check of the canary, one row per metric; ``check_verdict`` derives the verdict."""
+def analysis_checks(
+    *, canary: Measurement, stable: Measurement | None, thresholds: Thresholds, last_step: bool = False
+) -> list[MetricCheck]:
+    """One check of the canary, one row per metric; ``check_verdict`` derives the verdict.
+    ``last_step``: the check is of the release's last step (where the follow rate may be required)."""
     comparable = stable is not None and stable.requests >= thresholds.min_requests
     base = stable if comparable else None
     enough = canary.requests >= thresholds.min_requests
@@ -172,7 +179,7 @@ def analysis_checks(*, canary: Measurement, stable: Measurement | None, threshol
             f"canary recommendations were followed by a watch {canary.follow_rate or 0.0:.1%} of the time, "
             f"stable's {(base.follow_rate or 0.0) if base else 0.0:.1%}: "
             f"worse by more than {thresholds.max_follow_drop:.1%}",
-            required=False,
+            required=thresholds.follow_required_on_last_step and last_step,
         )
     )
     return rows
@@ -185,17 +192,18 @@ def check_verdict(rows: list[MetricCheck]) -> tuple[Verdict, list[str]]:
     requests = rows[0]
     if not requests.passed:
         return Verdict.INCONCLUSIVE, [requests.reason]
-    if any(row.required and row.passed is None for row in rows):
-        return Verdict.INCONCLUSIVE, ["no latency or success data for the canary"]
+    unjudged = [row for row in rows if row.required and row.passed is None]
+    if unjudged:
+        return Verdict.INCONCLUSIVE, [f"{row.metric} could not be judged ({row.bound})" for row in unjudged]
     reasons = [row.reason for row in rows if row.passed is False]
     return (Verdict.FAIL, reasons) if reasons else (Verdict.PASS, [])
 
 
 def analysis_verdict(
-    *, canary: Measurement, stable: Measurement | None, thresholds: Thresholds
+    *, canary: Measurement, stable: Measurement | None, thresholds: Thresholds, last_step: bool = False
 ) -> tuple[Verdict, list[str]]:
     """Judge one check of the canary: ``check_verdict`` of ``analysis_checks``."""
-    return check_verdict(analysis_checks(canary=canary, stable=stable, thresholds=thresholds))
+    return check_verdict(analysis_checks(canary=canary, stable=stable, thresholds=thresholds, last_step=last_step))
 
 
 def release_next_action(

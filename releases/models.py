@@ -70,6 +70,24 @@ class Release(models.Model):
         return self.state in self.ACTIVE_STATES
 
     @property
+    def decisions(self) -> list[str]:
+        """What an operator may decide now, in the order the console offers it."""
+        if not self.is_active:
+            return []
+        return ["promote", "resume" if self.state == self.State.PAUSED else "pause", "abort"]
+
+    def decision_effect(self, action: str) -> str:
+        """What ``action`` will do, in the words the confirmation page shows."""
+        stable = f"v{self.stable.version}" if self.stable_id and self.stable else "no stable version"
+        candidate = f"v{self.candidate.version}"
+        return {
+            "promote": f"{candidate} becomes stable and takes all the traffic; {stable} is retired, its history kept.",
+            "abort": f"All the traffic goes back to {stable}; {candidate} is rejected and leaves the canary pool.",
+            "pause": f"{candidate} keeps its {self.weight}% of the traffic; checks stop until it is resumed.",
+            "resume": f"The checks start again on {candidate} at {self.weight}%; the step's clock restarts.",
+        }[action]
+
+    @property
     def is_last_step(self) -> bool:
         return self.step_index >= len(self.steps) - 1
 

@@ -71,7 +71,11 @@ def release_start(
                     steps=steps,
                     interval_seconds=interval_seconds,
                     min_step_seconds=min_step_seconds,
-                    thresholds={**Thresholds().as_dict(), **(thresholds or {})},
+                    thresholds={
+                        **Thresholds().as_dict(),
+                        "follow_required_on_last_step": settings.RELEASE_FOLLOW_REQUIRED,
+                        **(thresholds or {}),
+                    },
                     created_at=now,
                 )
         except IntegrityError:
@@ -130,7 +134,7 @@ def _act_on_check(
     release: Release, *, now: datetime, window_start: datetime, stable: Measurement, canary: Measurement
 ) -> AnalysisRun:
     thresholds = release.analysis_thresholds
-    checks = analysis_checks(canary=canary, stable=stable, thresholds=thresholds)
+    checks = analysis_checks(canary=canary, stable=stable, thresholds=thresholds, last_step=release.is_last_step)
     verdict, reasons = check_verdict(checks)
     failed = release.failed_checks + (1 if verdict == Verdict.FAIL else 0)
     inconclusive = release.inconclusive_checks + 1 if verdict == Verdict.INCONCLUSIVE else 0

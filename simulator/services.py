@@ -31,7 +31,7 @@ class SimulatorOptions:
     def parse(cls, text: str) -> SimulatorOptions:
         """``seed=7,viewers=300`` -> options; unknown keys or bad numbers raise ValueError."""
         pairs = [part for part in text.split(",") if part.strip()]
-        # options_parse typed each value by its field; mypy sees only int | float.
+        # options_parse typed each value by its field; mypy sees only int | float | bool.
         return cls(**options_parse(cls, pairs, what="simulator option"))  # type: ignore[arg-type]
 
 

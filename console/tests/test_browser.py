@@ -110,13 +110,30 @@ def test_from_a_viewer_to_an_answer_to_its_model_snapshot_and_release(page, live
     expect(page.locator(".check-table").first).to_be_visible()
 
 
-def test_pressing_pause_on_the_overview_pauses_the_release_and_says_so(page, live_server, released):
+def test_pausing_from_the_overview_asks_why_records_it_and_comes_back(page, live_server, released):
     page.goto(f"{live_server.url}{reverse('admin:index')}")
 
-    page.click("button[data-action=pause]")
+    page.click("a[data-action=pause]")
+    expect(page.locator("#decision-effect")).to_contain_text("checks stop until it is resumed")
+    page.click("input[data-confirm=pause]")  # no reason typed: the browser holds the form back
+    released.refresh_from_db()
+    assert released.state == "canary"
+    page.fill("#decision-reason", "latency spike on the canary's host")
+    page.click("input[data-confirm=pause]")
 
     expect(page.locator(".messagelist")).to_contain_text("pause done")
     expect(page.locator("#tile-release")).to_contain_text("paused")
-    expect(page.locator("button[data-action=resume]")).to_be_visible()
+    expect(page.locator("a[data-action=resume]")).to_be_visible()
     released.refresh_from_db()
     assert released.state == "paused"
+    assert released.events.order_by("-at").first().reason == "latency spike on the canary's host"
+
+
+def test_the_abort_button_is_legible(page, live_server, released):
+    page.goto(f"{live_server.url}{reverse('admin:index')}")
+
+    colours = page.eval_on_selector(
+        "a[data-action=abort]", "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    )
+
+    assert colours == ["rgb(255, 255, 255)", "rgb(186, 33, 33)"]  # white on red, 6.4:1

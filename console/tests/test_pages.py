@@ -45,6 +45,7 @@ def test_the_overview_says_what_serves_and_draws_traffic(ops, released):
     assert 'id="traffic-requests"' in text
     assert 'data-action="promote"' in text
     assert 'data-action="pause"' in text
+    assert 'data-action="resume"' not in text
     assert "View site" not in text
 
 
@@ -67,10 +68,82 @@ def test_a_button_on_the_overview_acts_and_comes_back_with_a_confirmation(ops, r
     assert "pause done" in response.content.decode()
 
 
+def test_a_decision_is_confirmed_on_a_page_that_says_what_it_will_do(ops, released):
+    url = reverse("admin:releases_release_act", args=[released.pk, "abort"])
+
+    page = ops.get(url, {"next": reverse("admin:index")})
+
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert f"v{released.candidate.version} is rejected" in text
+    assert 'name="reason"' in text
+    assert "required" in text
+    released.refresh_from_db()
+    assert released.state == Release.State.CANARY  # looking is not deciding
+
+
+def test_a_decision_without_a_reason_decides_nothing_and_asks_again(ops, released):
+    url = reverse("admin:releases_release_act", args=[released.pk, "abort"])
+
+    response = ops.post(url, {"reason": "   "})
+
+    released.refresh_from_db()
+    assert response.status_code == 400
+    assert "Say why" in response.content.decode()
+    assert released.state == Release.State.CANARY
+
+
+def test_a_decision_that_is_not_possible_now_says_so(ops, released):
+    url = reverse("admin:releases_release_act", args=[released.pk, "resume"])
+
+    response = ops.get(url, follow=True)
+
+    assert "resume is not possible now" in response.content.decode()
+
+
+def test_a_release_is_started_with_the_steps_and_thresholds_chosen(ops, db):
+    from django.utils import timezone
+
+    candidate = ModelVersion.objects.create(
+        version=4, status=ModelVersion.Status.CANDIDATE, training_started_at=timezone.now()
+    )
+    url = reverse("admin:releases_release_start", args=[candidate.pk])
+    form = ops.get(url).context["form"]
+    data = {name: ("on" if value is True else value) for name, value in form.initial.items()}
+    data = {**{name: field.initial for name, field in form.fields.items()}, **data}
+    data = {name: value for name, value in data.items() if value is not False}
+
+    refused = ops.post(url, {**data, "steps": "50,20"})
+    started = ops.post(url, {**data, "steps": "5,25,50", "max_p99_ms": "250", "follow_required_on_last_step": "on"})
+
+    assert refused.status_code == 400
+    assert "increasing weights" in refused.content.decode()
+    release = Release.objects.get(candidate=candidate)
+    assert started["Location"] == reverse("admin:releases_release_change", args=[release.pk])
+    assert (release.steps, release.weight) == ([5, 25, 50], 5)
+    assert release.thresholds["max_p99_ms"] == 250.0
+    assert release.thresholds["follow_required_on_last_step"] is True
+
+
+def test_a_version_links_to_its_releases_and_a_candidate_to_starting_one(ops, released):
+    page = ops.get(reverse("admin:recommender_modelversion_change", args=[released.candidate.pk]))
+
+    text = page.content.decode()
+    assert reverse("admin:releases_release_change", args=[released.pk]) in text
+    assert 'id="version-releases"' in text
+
+
+def test_the_site_root_leads_to_the_console(client):
+    response = client.get("/")
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:index")
+
+
 def test_a_button_never_redirects_off_the_site(ops, released):
     url = reverse("admin:releases_release_act", args=[released.pk, "pause"])
 
-    response = ops.post(url, {"next": "https://evil.example/"})
+    response = ops.post(url, {"next": "https://evil.example/", "reason": "checking"})
 
     assert response["Location"] == reverse("admin:releases_release_change", args=[released.pk])
 

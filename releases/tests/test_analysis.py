@@ -63,6 +63,19 @@ def test_fails_when_recommendations_are_followed_less_than_stable():
     assert reasons[0].startswith("canary recommendations were followed by a watch 10.0% of the time")
 
 
+def test_an_unjudged_follow_rate_holds_only_the_last_step_and_only_when_required():
+    few = _canary(follow_samples=20)
+    required = Thresholds(follow_required_on_last_step=True)
+
+    middle = analysis_verdict(canary=few, stable=HEALTHY, thresholds=required, last_step=False)
+    last = analysis_verdict(canary=few, stable=HEALTHY, thresholds=required, last_step=True)
+    optional = analysis_verdict(canary=few, stable=HEALTHY, thresholds=Thresholds(), last_step=True)
+
+    assert middle == (Verdict.PASS, [])
+    assert last == (Verdict.INCONCLUSIVE, ["watched after recommended could not be judged (needs 100 answers each)"])
+    assert optional == (Verdict.PASS, [])
+
+
 def test_stable_with_too_little_traffic_is_no_yardstick():
     quiet_stable = Measurement(requests=3, success_rate=1.0, p99_ms=1.0, mean_ms=1.0)
 
