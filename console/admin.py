@@ -22,6 +22,7 @@ from provenance.admin import RecommendationAdmin
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
 from releases.admin import ReleasableModelVersionAdmin, ReleaseAdmin
+from releases.analysis import BEHAVIOURAL_METRIC
 from releases.models import Release
 
 
@@ -157,8 +158,13 @@ class ConsoleReleaseAdmin(ReleaseAdmin):
         context = dict(extra_context or {})
         if release is not None:
             runs = list(release.analysis_runs.order_by("-at"))
+            checks = [(run, selectors.check_rows(run)) for run in runs]
             context.update(
-                checks=[(run, selectors.check_rows(run)) for run in runs],
+                checks=checks,
+                follow_unjudged=sum(
+                    1 for _, rows in checks for row in rows if row.metric == BEHAVIOURAL_METRIC and row.passed is None
+                ),
+                follow_required=bool(release.thresholds.get("follow_required_on_last_step")),
                 charts=selectors.release_charts(release),
                 decisions=selectors.release_decisions(release),
             )

@@ -482,7 +482,12 @@ def status_timeline(version: ModelVersion) -> list[ModelStatusChange]:
 def release_charts(release: Release) -> list[Chart]:
     """Both pools' p99, success rate and watch-through at each check, and the weight over time."""
     runs = list(release.analysis_runs.order_by("at"))
-    labels = [timezone.localtime(run.at).strftime("%m-%d %H:%M") for run in runs]
+    labels = [timezone.localtime(run.at).strftime("%Y-%m-%d %H:%M:%S") for run in runs]
+    hint = (
+        f"None of the {len(runs)} checks had this figure for either pool (too few answers to measure it)."
+        if runs
+        else "No check has run yet (the canary check runs every few minutes)."
+    )
 
     def figure(key: str, pool: str) -> list[float | None]:
         values = []
@@ -498,7 +503,7 @@ def release_charts(release: Release) -> list[Chart]:
             labels,
             [Series(pool, figure(key, pool)) for pool in ("stable", "canary")],
             unit=unit,
-            empty_hint="No check has run yet (the canary check runs every few minutes).",
+            empty_hint=hint,
         )
         for key, title, unit in (
             ("p99_ms", "p99 latency at each check", "ms"),

@@ -42,6 +42,13 @@ class ReleaseAdmin(ReadOnlyAdmin):
     list_filter = ["state"]
     list_select_related = ["candidate", "stable"]
     inlines = [EventInline, AnalysisInline]
+    # One way to say where a release is ("step 2 of 3, at 20%"); step_index is counted from 0 and
+    # is not shown as such.
+    fields = [
+        "candidate", "stable", "state", "step", "weight", "interval_seconds", "min_step_seconds",
+        "failed_checks", "inconclusive_checks", "decided_by", "reason",
+        "created_at", "started_at", "step_started_at", "finished_at",
+    ]  # fmt: skip
     change_form_template = "admin/releases/release/change_form.html"
 
     def get_urls(self) -> list[URLPattern]:
@@ -120,6 +127,11 @@ class ReleaseAdmin(ReadOnlyAdmin):
         return TemplateResponse(
             request, "admin/releases/release/start.html", context, status=400 if form.errors else 200
         )
+
+    @admin.display(description="step")
+    def step(self, release: Release) -> str:
+        weights = ", ".join(f"{weight}%" for weight in release.steps)
+        return f"{release.step_index + 1} of {len(release.steps)} ({weights})"
 
     @admin.display(ordering="candidate__version", description="candidate")
     def candidate_link(self, release: Release) -> str:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+BEHAVIOURAL_METRIC = "watched after recommended"  # the row that judges what viewers did
+
 
 class Verdict(StrEnum):
     PASS = "pass"
@@ -169,7 +171,7 @@ def analysis_checks(
     follow_bound = (base.follow_rate or 0.0) - thresholds.max_follow_drop if judged and base else None
     rows.append(
         MetricCheck(
-            "watched after recommended",
+            BEHAVIOURAL_METRIC,
             canary.follow_rate,
             stable.follow_rate if stable else None,
             f">= {follow_bound:.4f}"

@@ -133,6 +133,17 @@ def test_a_version_links_to_its_releases_and_a_candidate_to_starting_one(ops, re
     assert 'id="version-releases"' in text
 
 
+def test_the_release_page_says_where_it_is_once_and_whether_behaviour_was_judged(ops, released):
+    # The fixture's one check had 80 and 60 answers: too few to judge what viewers did.
+    text = ops.get(reverse("admin:releases_release_change", args=[released.pk])).content.decode()
+
+    assert "1 of 1 (20%)" in text
+    assert "Step index" not in text
+    assert "not judged in 1 of 1 checks" in text
+    assert "rested on latency and success alone" in text
+    assert "No check has run yet" not in text
+
+
 def test_the_site_root_leads_to_the_console(client):
     response = client.get("/")
 
