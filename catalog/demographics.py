@@ -47,3 +47,28 @@ def demographic_groups(gender: str, age: int | None, occupation: str) -> dict[st
         "gender x age": f"{gender_label} {age_label}",
         "gender x occupation": f"{gender_label} {occupation_label}",
     }
+
+
+_GENDER_ORDER = {label: index for index, label in enumerate([*GENDERS.values(), "unknown"])}
+_AGE_ORDER = {label: index for index, (_, _, label) in enumerate(AGE_BUCKETS)}
+
+
+def group_order(dimension: str, label: str) -> tuple[tuple[int, str], ...]:
+    """A sort key for ``dimension``'s groups in their natural order: genders as ``GENDERS`` has
+    them, ages youngest first, occupations alphabetically, "unknown" last in each; a group of an
+    intersection ("female 25-34") by its gender, then the rest."""
+
+    def part(kind: str, value: str) -> tuple[int, str]:
+        if value == "unknown":
+            return (1_000, "")
+        if kind == "gender":
+            return (_GENDER_ORDER.get(value, 999), value)
+        if kind == "age":
+            return (_AGE_ORDER.get(value, 999), value)
+        return (0, value.lower())
+
+    if " x " in dimension:
+        first, second = dimension.split(" x ", 1)
+        gender, _, rest = label.partition(" ")  # a gender's label is one word
+        return (part(first, gender), part(second, rest))
+    return (part(dimension, label),)

@@ -53,6 +53,7 @@ class FairnessReportAdmin(ByDimensionAdmin):
         return {
             "rows": selectors.quality_rows(report, dimension),
             "disparities": selectors.disparity_rows(report, dimension),
+            "basis": selectors.flag_basis(report.figures["quality"], flagged=("ndcg@10", "rmse")),
             "charts": selectors.fairness_charts(report, dimension),
             "diversity": report.figures["diversity"],
             "overall": report.figures["quality"]["overall"],
@@ -80,6 +81,7 @@ class ServedFairnessReportAdmin(ByDimensionAdmin):
         return {
             "rows": selectors.served_rows(report, dimension),
             "disparity": selectors.served_disparity(report, dimension),
+            "basis": selectors.flag_basis(report.figures, flagged=("follow_rate",)),
             "charts": selectors.served_charts(report, dimension),
             "exposure": report.figures["exposure"],
         }

@@ -8,12 +8,12 @@ maintained library offers them over sparse recommendation lists.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -132,6 +132,17 @@ def mean_of_truth(truth: np.ndarray, _: np.ndarray) -> float:
     return float(np.mean(np.asarray(truth, np.float64)))
 
 
+def ratio_of_sums(truth: np.ndarray, estimate: np.ndarray) -> float:
+    """For counts per viewer (answers followed, answers): the share over all of them together."""
+    total = float(np.sum(estimate))
+    return float(np.sum(truth)) / total if total else math.nan
+
+
+def mean_of_estimate(_: np.ndarray, estimate: np.ndarray) -> float:
+    """For a second per-viewer figure carried as the estimate (recall beside NDCG)."""
+    return float(np.mean(np.asarray(estimate, np.float64)))
+
+
 @dataclass(frozen=True)
 class GroupFigure:
     value: float | None
@@ -144,22 +155,47 @@ class GroupFigure:
 
 
 @dataclass(frozen=True)
+class RowMetric:
+    """A metric over rows that is a function of two sums, so that a bootstrap resample's figure
+    for every group is two weighted counts rather than a data frame: ``function`` is what
+    Fairlearn's ``MetricFrame`` computes the figures with, ``parts`` gives each row's numerator
+    and denominator, ``finish`` turns their ratio into the figure (a square root for RMSE)."""
+
+    function: Callable[[np.ndarray, np.ndarray], float]
+    parts: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    finish: Callable[[np.ndarray], np.ndarray] = np.asarray
+
+
+def _each_row(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return values, np.ones_like(values)
+
+
+RMSE = RowMetric(rmse, lambda truth, estimate: _each_row((estimate - truth) ** 2), np.sqrt)
+MAE = RowMetric(mae, lambda truth, estimate: _each_row(np.abs(estimate - truth)))
+MEAN_OF_TRUTH = RowMetric(mean_of_truth, lambda truth, _: _each_row(truth))
+MEAN_OF_ESTIMATE = RowMetric(mean_of_estimate, lambda _, estimate: _each_row(estimate))
+RATIO_OF_SUMS = RowMetric(ratio_of_sums, lambda truth, estimate: (truth, estimate))
+
+
+@dataclass(frozen=True)
 class GroupedMetric:
-    """One metric per group, with bootstrap intervals, as Fairlearn's ``MetricFrame`` gives it."""
+    """One metric per group, with bootstrap intervals, as Fairlearn's ``MetricFrame`` gives it;
+    ``resamples`` keeps each group's figure in every resample (NaN where a resample had none of
+    its rows), so that a difference between two groups gets its interval from the same resamples."""
 
     overall: GroupFigure
     groups: dict[str, GroupFigure]
     sizes: dict[str, int]
+    resamples: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
 
 
-# Fairlearn's cost grows with the rows of each resample (about a second per resample of 200,000
-# rows and a dimension's groups); past this many rows the intervals come from a seeded sample,
-# which keeps an interval of a share within about a point.
-BOOTSTRAP_ROWS = 50_000
+# A resample costs a pass over its rows; past this many rows the intervals come from a seeded
+# sample, which keeps an interval of a share within a fraction of a point.
+BOOTSTRAP_ROWS = 1_000_000
 
 
 def grouped_metrics(
-    functions: dict[str, Callable[[np.ndarray, np.ndarray], float]],
+    functions: dict[str, RowMetric],
     truth: np.ndarray,
     estimate: np.ndarray,
     groups: np.ndarray,
@@ -169,115 +205,132 @@ def grouped_metrics(
     quantiles: tuple[float, float] = (0.025, 0.975),
     max_boot_rows: int = BOOTSTRAP_ROWS,
 ) -> dict[str, GroupedMetric]:
-    """Each of ``functions`` overall and per group, with Fairlearn's bootstrap intervals
-    (``n_boot`` resamples, seeded); one ``MetricFrame`` for all of them, since a resample's cost
-    is mostly the frame's. The figures come from every row. Past ``max_boot_rows`` rows an
-    interval's spread comes from a seeded sample of that many rows (wider than every row's, so
-    on the safe side) and is placed around the figure: the sample's own figure differs from it
-    by the sample's noise, and an interval around that could miss the figure."""
+    """Each of ``functions`` overall and per group (Fairlearn's ``MetricFrame``, from every row),
+    with percentile bootstrap intervals over ``n_boot`` resamples of the rows, as ``MetricFrame``
+    draws them (``n`` rows with replacement), computed for all groups at once from weighted sums.
+    Past ``max_boot_rows`` rows an interval's spread comes from a seeded sample of that many rows
+    (wider than every row's, so on the safe side) and is placed around the figure: the sample's
+    own figure differs from it by the sample's noise, and an interval around that could miss it."""
     from fairlearn.metrics import MetricFrame
 
     if not len(truth):
         return {name: GroupedMetric(GroupFigure(None, None, None), {}, {}) for name in functions}
+    labels, codes, sizes = np.unique(np.asarray(groups).astype(str), return_inverse=True, return_counts=True)
     if len(truth) == 1:
         # Fairlearn cannot tell one row of features from a row of several features; one row is
         # its own figure, and every resample of it is the same row.
-        label = str(groups[0])
+        label = str(labels[0])
         result = {}
-        for name, function in functions.items():
-            value = _finite(function(truth, estimate))
-            bounds = (value, value) if n_boot > 0 else (None, None)
-            result[name] = GroupedMetric(GroupFigure(value, *bounds), {label: GroupFigure(value, *bounds)}, {label: 1})
+        for name, metric in functions.items():
+            value = _finite(metric.function(truth, estimate))
+            same = (value, value) if n_boot > 0 else (None, None)
+            again = {label: np.full(n_boot, np.nan if value is None else value)}
+            figure = GroupFigure(value, *same)
+            result[name] = GroupedMetric(figure, {label: figure}, {label: 1}, again)
         return result
-    frame = MetricFrame(metrics=functions, y_true=truth, y_pred=estimate, sensitive_features=groups)
-    labels, sizes = np.unique(groups, return_counts=True)
-    low_frame: Any = None
-    high_frame: Any = None
-    overall_low: Any = None
-    overall_high: Any = None
-    sample_by_group: Any = None
-    sample_overall: Any = None
-    if n_boot > 0:
-        rows = np.arange(len(truth))
-        if len(rows) > max_boot_rows:
-            rows = np.sort(np.random.default_rng(seed).choice(rows, max_boot_rows, replace=False))
-        sampled = len(rows) < len(truth)
-        with warnings.catch_warnings():
-            # A small group can be absent from a resample: Fairlearn warns, and leaves it out.
-            warnings.simplefilter("ignore")
-            booted = MetricFrame(
-                metrics=functions,
-                y_true=truth[rows],
-                y_pred=estimate[rows],
-                sensitive_features=groups[rows],
-                n_boot=n_boot,
-                ci_quantiles=list(quantiles),
-                random_state=seed,
-            )
-        low_frame, high_frame = booted.by_group_ci
-        overall_low, overall_high = booted.overall_ci
-        if sampled:
-            sample_by_group, sample_overall = booted.by_group, booted.overall
+    frame = MetricFrame(
+        metrics={name: metric.function for name, metric in functions.items()},
+        y_true=truth,
+        y_pred=estimate,
+        sensitive_features=groups,
+    )
+    booted = (
+        _bootstrap(functions, truth, estimate, codes, len(labels), n_boot=n_boot, seed=seed, max_rows=max_boot_rows)
+        if n_boot > 0
+        else None
+    )
     result = {}
     for name in functions:
-        by_group = {str(key): float(value) for key, value in frame.by_group[name].items()}
-        lows = {str(key): float(value) for key, value in low_frame[name].items()} if low_frame is not None else {}
-        highs = {str(key): float(value) for key, value in high_frame[name].items()} if high_frame is not None else {}
-        centres = (
-            {str(key): float(value) for key, value in sample_by_group[name].items()}
-            if sample_by_group is not None
-            else {}
-        )
-        overall = float(frame.overall[name])
-        overall_ci: tuple[float | None, float | None] = (
-            (float(overall_low[name]), float(overall_high[name])) if overall_low is not None else (None, None)
-        )
-        if sample_overall is not None:
-            overall_ci = _placed(overall, overall_ci[0], overall_ci[1], float(sample_overall[name]))
-        figures = {}
-        for label in map(str, labels):
-            value = _finite(by_group.get(label))
-            low, high = lows.get(label), highs.get(label)
-            if label in centres:
-                low, high = _placed(value, low, high, centres[label])
-            figures[label] = GroupFigure(value, low, high)
+        by_group = {str(key): _finite(float(value)) for key, value in frame.by_group[name].items()}
+        overall = _finite(float(frame.overall[name]))
+        figures, resamples = {}, {}
+        overall_figure = GroupFigure(overall, None, None)
+        if booted is not None:
+            per_group, everyone, centres = booted[name]
+            overall_figure = GroupFigure(overall, *_interval(everyone, quantiles, overall, centres[-1]))
+            for index, label in enumerate(map(str, labels)):
+                resamples[label] = per_group[:, index]
+        for index, label in enumerate(map(str, labels)):
+            value = by_group.get(label)
+            bounds: tuple[float | None, float | None] = (None, None)
+            if booted is not None:
+                bounds = _interval(resamples[label], quantiles, value, booted[name][2][index])
+            figures[label] = GroupFigure(value, *bounds)
         result[name] = GroupedMetric(
-            overall=GroupFigure(overall, *overall_ci),
+            overall=overall_figure,
             groups=figures,
             sizes={str(label): int(size) for label, size in zip(labels, sizes, strict=True)},
+            resamples=resamples,
         )
     return result
 
 
-def _placed(
-    value: float | None, low: float | None, high: float | None, centre: float
+def _bootstrap(
+    functions: dict[str, RowMetric],
+    truth: np.ndarray,
+    estimate: np.ndarray,
+    codes: np.ndarray,
+    count: int,
+    *,
+    n_boot: int,
+    seed: int,
+    max_rows: int,
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per metric: the groups' figures in each resample (n_boot x groups), everyone's (n_boot),
+    and the figures of the rows resampled (groups, then everyone; the figures themselves unless
+    the rows were sampled)."""
+    rows = np.arange(len(truth))
+    if len(rows) > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+    # Its own stream: a sample's resamples are those of the same rows given alone.
+    rng = np.random.default_rng([seed, 1])
+    codes = codes[rows]
+    parts = {
+        name: tuple(np.asarray(part, np.float64) for part in metric.parts(truth[rows], estimate[rows]))
+        for name, metric in functions.items()
+    }
+    per_group = {name: np.full((n_boot, count), np.nan) for name in functions}
+    everyone = {name: np.full(n_boot, np.nan) for name in functions}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for resample in range(n_boot):
+            weights = np.bincount(rng.integers(0, len(rows), len(rows)), minlength=len(rows)).astype(np.float64)
+            for name, (numerator, denominator) in parts.items():
+                top = np.bincount(codes, weights=weights * numerator, minlength=count)
+                bottom = np.bincount(codes, weights=weights * denominator, minlength=count)
+                finish = functions[name].finish
+                per_group[name][resample] = finish(np.where(bottom > 0, top / bottom, np.nan))
+                everyone[name][resample] = finish(top.sum() / bottom.sum()) if bottom.sum() > 0 else np.nan
+        centres = {}
+        for name, (numerator, denominator) in parts.items():
+            top = np.bincount(codes, weights=numerator, minlength=count)
+            bottom = np.bincount(codes, weights=denominator, minlength=count)
+            finish = functions[name].finish
+            centres[name] = np.append(
+                finish(np.where(bottom > 0, top / bottom, np.nan)),
+                finish(top.sum() / bottom.sum()) if bottom.sum() > 0 else np.nan,
+            )
+    return {name: (per_group[name], everyone[name], centres[name]) for name in functions}
+
+
+def _interval(
+    resamples: np.ndarray, quantiles: tuple[float, float], value: float | None, centre: float
 ) -> tuple[float | None, float | None]:
-    """A sample's interval [low, high] around its own figure ``centre``, moved to ``value``."""
-    if value is None or low is None or high is None or not math.isfinite(centre):
+    """The percentile interval of ``resamples``, moved from the resampled rows' own figure
+    ``centre`` to ``value`` (no move when they are the same rows)."""
+    finite = resamples[np.isfinite(resamples)]
+    if not len(finite):
+        return None, None
+    low, high = (float(bound) for bound in np.quantile(finite, quantiles))
+    if value is None or not math.isfinite(centre):
         return low, high
     return value - (centre - low), value + (high - centre)
 
 
 def grouped_metric(
-    function: Callable[[np.ndarray, np.ndarray], float],
-    truth: np.ndarray,
-    estimate: np.ndarray,
-    groups: np.ndarray,
-    **options: Any,
+    metric: RowMetric, truth: np.ndarray, estimate: np.ndarray, groups: np.ndarray, **options: Any
 ) -> GroupedMetric:
-    """One metric per group: ``grouped_metrics`` of one function."""
-    return grouped_metrics({"metric": function}, truth, estimate, groups, **options)["metric"]
-
-
-def ratio_of_sums(truth: np.ndarray, estimate: np.ndarray) -> float:
-    """For counts per viewer (answers followed, answers): the share over all of them together."""
-    total = float(np.sum(estimate))
-    return float(np.sum(truth)) / total if total else math.nan
-
-
-def mean_of_estimate(_: np.ndarray, estimate: np.ndarray) -> float:
-    """For a second per-viewer figure carried as the estimate (recall beside NDCG)."""
-    return float(np.mean(np.asarray(estimate, np.float64)))
+    """One metric per group: ``grouped_metrics`` of one metric."""
+    return grouped_metrics({"metric": metric}, truth, estimate, groups, **options)["metric"]
 
 
 def _finite(value: float | None) -> float | None:
@@ -286,26 +339,127 @@ def _finite(value: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Disparity:
-    """How far apart the groups are on one metric, over the groups large enough to compare."""
+    """How far apart the groups are on one metric, over the groups large enough to compare, and
+    how sure that is: intervals of the difference and of the ratio between the best and the worst
+    group, from the same bootstrap resamples as the groups' own intervals, at ``confidence``
+    (corrected for the number of comparisons a report makes, so that a flag raised only where an
+    interval excludes its bound is a false alarm no more often than the report says)."""
 
     best: str | None
     worst: str | None
-    difference: float | None  # best - worst, in the metric's units
+    difference: float | None  # how much better best is than worst, in the metric's units
     ratio: float | None  # worst / best for a higher-is-better metric, best / worst for an error
     mad: float | None  # mean absolute difference between every two groups
+    difference_low: float | None = None
+    difference_high: float | None = None
+    ratio_low: float | None = None
+    ratio_high: float | None = None
+    confidence: float | None = None
+    why_not: str = ""  # why no two groups were compared
+
+    def ratio_below(self, bound: float) -> bool:
+        """Is the ratio below ``bound``, beyond doubt where there is an interval?"""
+        if self.ratio is None:
+            return False
+        return (self.ratio_high if self.ratio_high is not None else self.ratio) < bound
+
+    def interval_text(self, of: str) -> str:
+        """How a flag states the interval of the ``ratio`` (as percentages) or the ``difference``."""
+        low, high = (self.ratio_low, self.ratio_high) if of == "ratio" else (self.difference_low, self.difference_high)
+        if low is None or high is None or self.confidence is None:
+            return "no interval"
+        if of == "ratio":
+            return f"{self.confidence:.2%} interval {low:.0%} to {high:.0%}"
+        return f"{self.confidence:.2%} interval {low:.3f} to {high:.3f}"
+
+    def difference_above(self, bound: float) -> bool:
+        """Is the difference above ``bound``, beyond doubt where there is an interval?"""
+        if self.difference is None:
+            return False
+        return (self.difference_low if self.difference_low is not None else self.difference) > bound
 
 
-def disparity(values: dict[str, float | None], *, higher_is_better: bool) -> Disparity:
+def pairs(groups: int) -> int:
+    """How many two-group comparisons ``groups`` groups make."""
+    return groups * (groups - 1) // 2
+
+
+def corrected_confidence(alpha: float, comparisons: int) -> float:
+    """Bonferroni's level for each of ``comparisons`` intervals, so that the chance of any of them
+    excluding a bound that holds is at most ``alpha``. The worst and best group are the pair
+    furthest apart, chosen after looking, so a report counts every pair it could have chosen."""
+    return 1.0 - alpha / max(comparisons, 1)
+
+
+def disparity(
+    values: dict[str, float | None],
+    *,
+    higher_is_better: bool,
+    resamples: Mapping[str, np.ndarray] | None = None,
+    confidence: float = 0.95,
+) -> Disparity:
+    """The gap between the best and the worst of ``values``; with ``resamples`` (each group's
+    figure in every bootstrap resample), intervals of the difference and of the ratio at
+    ``confidence``, from the resamples' spread (normal, on the log scale for a ratio): a
+    percentile interval at a corrected level would need far more resamples than are drawn."""
     compared = {group: value for group, value in values.items() if value is not None and math.isfinite(value)}
     if len(compared) < 2:
-        return Disparity(None, None, None, None, None)
+        return Disparity(None, None, None, None, None, why_not="fewer than two groups large enough to compare")
     order = sorted(compared, key=lambda group: compared[group], reverse=higher_is_better)
     best, worst = order[0], order[-1]
     high, low = max(compared[best], compared[worst]), min(compared[best], compared[worst])
+    if high == 0:
+        return Disparity(None, None, None, None, None, why_not="every group compared is at 0")
+    difference = abs(compared[best] - compared[worst])
+    ratio = low / high
+    intervals: dict[str, float | None] = {}
+    if resamples is not None and best in resamples and worst in resamples:
+        intervals = _gap_intervals(
+            resamples[best],
+            resamples[worst],
+            difference,
+            ratio,
+            higher_is_better=higher_is_better,
+            confidence=confidence,
+        )
     return Disparity(
         best=best,
         worst=worst,
-        difference=abs(compared[best] - compared[worst]),
-        ratio=(low / high) if high else None,
+        difference=difference,
+        ratio=ratio,
         mad=mean_absolute_deviation(list(compared.values())),
+        difference_low=intervals.get("difference_low"),
+        difference_high=intervals.get("difference_high"),
+        ratio_low=intervals.get("ratio_low"),
+        ratio_high=intervals.get("ratio_high"),
+        confidence=confidence if intervals else None,
     )
+
+
+def _gap_intervals(
+    best: np.ndarray, worst: np.ndarray, difference: float, ratio: float, *, higher_is_better: bool, confidence: float
+) -> dict[str, float | None]:
+    both = np.isfinite(best) & np.isfinite(worst)
+    best, worst = best[both], worst[both]
+    if len(best) < 2:
+        return {}
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    gaps = best - worst if higher_is_better else worst - best
+    spread = float(np.std(gaps, ddof=1))
+    result: dict[str, float | None] = {
+        "difference_low": difference - z * spread,
+        "difference_high": difference + z * spread,
+    }
+    top, bottom = (best, worst) if higher_is_better else (worst, best)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = bottom / top
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) < 2:
+        return {**result, "ratio_low": None, "ratio_high": None}
+    if ratio > 0 and (ratios > 0).all():
+        spread = float(np.std(np.log(ratios), ddof=1))
+        result.update(ratio_low=ratio * math.exp(-z * spread), ratio_high=ratio * math.exp(z * spread))
+    else:
+        spread = float(np.std(ratios, ddof=1))
+        result.update(ratio_low=max(ratio - z * spread, 0.0), ratio_high=ratio + z * spread)
+    return result

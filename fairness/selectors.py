@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from catalog.demographics import DIMENSIONS
+from catalog.demographics import DIMENSIONS, group_order
 from catalog.models import Watch
 from core.charts import Chart, Series
 from fairness import metrics
@@ -39,13 +39,40 @@ def quality_rows(report: FairnessReport, dimension: str) -> list[dict[str, Any]]
             "share": representation.get(group, {}),
             "diversity": diversity.get(group, {}),
         }
-        for group, row in groups.items()
+        for group, row in sorted(groups.items(), key=lambda item: group_order(dimension, item[0]))
     ]
 
 
 def disparity_rows(report: FairnessReport, dimension: str) -> list[dict[str, Any]]:
     section = report.figures["quality"]["dimensions"][dimension]["disparity"]
     return [{"metric": metric, **figures} for metric, figures in section.items()]
+
+
+def flag_basis(figures: dict[str, Any], *, flagged: tuple[str, ...]) -> dict[str, Any]:
+    """What a report's flags rest on: how many of its disparities could be measured, how many
+    pairs of groups it compared, and the false-alarm rate its corrected intervals hold to.
+    ``figures`` holds ``dimensions`` (each with its ``disparity``), as both reports store them."""
+    measured = sum(
+        1
+        for section in figures.get("dimensions", {}).values()
+        for metric in flagged
+        if section.get("disparity", {}).get(metric, {}).get("best")
+    )
+    comparisons, alpha, confidence = figures.get("comparisons"), figures.get("alpha"), figures.get("confidence")
+    if comparisons is None or alpha is None or confidence is None:
+        # Stored before disparities had intervals: flags rest on the point figures.
+        return {"measured": measured, "text": "Flags rest on the point figures (a report from before intervals)."}
+    return {
+        "measured": measured,
+        "comparisons": comparisons,
+        "confidence": confidence,
+        "confidence_text": f"{confidence:.2%}",
+        "text": (
+            f"{comparisons:,} pairs of groups compared. A disparity is flagged only where its interval "
+            f"(at {confidence:.2%}, Bonferroni-corrected for those comparisons) lies wholly past its bound: on "
+            f"data without a real difference, a report flags something at most {alpha:.0%} of the time."
+        ),
+    }
 
 
 def fairness_charts(report: FairnessReport, dimension: str) -> list[Chart]:
@@ -120,7 +147,10 @@ def served_report_latest() -> ServedFairnessReport | None:
 
 def served_rows(report: ServedFairnessReport, dimension: str) -> list[dict[str, Any]]:
     section = report.figures["dimensions"][dimension]
-    return [{"group": group, **row} for group, row in section["groups"].items()]
+    return [
+        {"group": group, **row}
+        for group, row in sorted(section["groups"].items(), key=lambda item: group_order(dimension, item[0]))
+    ]
 
 
 def served_disparity(report: ServedFairnessReport, dimension: str) -> dict[str, Any]:

@@ -92,13 +92,14 @@ def served_report_create(
         "versions": _versions(answers),
         "strategies": _counts(answers.strategies),
         "exposure": _exposure(answers, catalogue),
-        "dimensions": {
-            dimension: _dimension(
-                dimension, served, watched, groups, catalogue, bootstrap=bootstrap, seed=seed, min_group=min_group
-            )
-            for dimension in DIMENSIONS
-        },
     }
+    sections = {
+        dimension: _dimension(
+            dimension, served, watched, groups, catalogue, bootstrap=bootstrap, seed=seed, min_group=min_group
+        )
+        for dimension in DIMENSIONS
+    }
+    _disparities(figures, sections)
     flags = _flags(figures)
     report, _ = ServedFairnessReport.objects.update_or_create(
         start=start,
@@ -249,7 +250,7 @@ def _dimension(
     bootstrap: int,
     seed: int,
     min_group: int,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], metrics.GroupedMetric]:
     # Groups are found per distinct viewer (a viewer is in one group), then spread to answers.
     viewer_labels = groups.of(served.viewers, dimension).astype(str)
     names, viewer_codes = np.unique(viewer_labels, return_inverse=True)
@@ -262,7 +263,7 @@ def _dimension(
     # Per viewer: answers followed (truth) and answers (estimate); a group's ratio of the sums is
     # its share of answers followed, and resampling these rows resamples viewers.
     follow = metrics.grouped_metric(
-        metrics.ratio_of_sums,
+        metrics.RATIO_OF_SUMS,
         served.followed,
         served.answered,
         viewer_labels,
@@ -299,12 +300,25 @@ def _dimension(
             "intra_list_diversity": _round(diversity[index], 4),
             "popularity": _round(popularity[index], 5),
         }
-    compared = {name: row["follow_rate"][0] for name, row in rows.items() if not row["small"]}
-    return {
-        "groups": rows,
-        "disparity": {"follow_rate": metrics.disparity(compared, higher_is_better=True).__dict__},
-        "overall_follow_rate": follow.overall.rounded(),
+    return {"groups": rows, "overall_follow_rate": follow.overall.rounded()}, follow
+
+
+def _disparities(figures: dict[str, Any], sections: dict[str, tuple[dict[str, Any], metrics.GroupedMetric]]) -> None:
+    """Each dimension's disparity of the follow rate, its intervals corrected for every pair of
+    groups the report compares (``fairness.metrics.corrected_confidence``)."""
+    compared = {
+        dimension: {name: row["follow_rate"][0] for name, row in section["groups"].items() if not row["small"]}
+        for dimension, (section, _) in sections.items()
     }
+    comparisons = sum(metrics.pairs(len(groups)) for groups in compared.values())
+    confidence = metrics.corrected_confidence(settings.FAIRNESS_ALPHA, comparisons)
+    figures.update(comparisons=comparisons, alpha=settings.FAIRNESS_ALPHA, confidence=round(confidence, 6))
+    figures["dimensions"] = {}
+    for dimension, (section, follow) in sections.items():
+        gap = metrics.disparity(
+            compared[dimension], higher_is_better=True, resamples=follow.resamples, confidence=confidence
+        )
+        figures["dimensions"][dimension] = {**section, "disparity": {"follow_rate": gap.__dict__}}
 
 
 def _group_means(codes: np.ndarray, values: np.ndarray, count: int) -> list[float | None]:
@@ -336,13 +350,14 @@ def _round(value: float | None, digits: int = 5) -> float | None:
 
 
 def _flags(figures: dict[str, Any]) -> list[str]:
+    """A flag where the follow rate's ratio lies wholly below the bound (beyond its interval)."""
     flags = []
     bound = settings.FAIRNESS_MIN_FOLLOW_RATIO
     for dimension, section in figures["dimensions"].items():
-        gap = section["disparity"]["follow_rate"]
-        if gap["ratio"] is not None and gap["ratio"] < bound:
+        gap = metrics.Disparity(**section["disparity"]["follow_rate"])
+        if gap.ratio_below(bound):
             flags.append(
-                f"{dimension}: the lists served to {gap['worst']} were followed {gap['ratio']:.0%} as often as "
-                f"{gap['best']}'s (bound {bound:.0%})"
+                f"{dimension}: the lists served to {gap.worst} were followed {gap.ratio:.0%} as often as "
+                f"{gap.best}'s ({gap.interval_text('ratio')}; bound {bound:.0%})"
             )
     return flags

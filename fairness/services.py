@@ -131,6 +131,11 @@ def group_table_load() -> GroupTable:
     )
 
 
+# The disparities a flag is raised on; their intervals are corrected for every pair of groups
+# each of them compares.
+FLAGGED = ("ndcg@10", "rmse")
+
+
 def _quality(
     evaluation: dict[str, np.ndarray],
     groups: GroupTable,
@@ -141,48 +146,57 @@ def _quality(
 ) -> dict[str, Any]:
     rating_viewers, ranking_viewers = evaluation["rating_viewers"], evaluation["ranking_viewers"]
     result: dict[str, Any] = {"overall": {}, "dimensions": {}}
+    measured: dict[str, dict[str, metrics.GroupedMetric]] = {}
+    compared: dict[str, list[str]] = {}
     for dimension in DIMENSIONS:
-        rating_groups = groups.of(rating_viewers, dimension)
-        viewer_labels = groups.of(ranking_viewers, dimension)
         # Group sizes count viewers: the evaluated viewers, and those behind the ratings.
         sizes = _viewer_counts(np.concatenate([ranking_viewers, rating_viewers]), groups, dimension)
+        # One bootstrap per kind of row: ratings (RMSE, MAE), viewers (NDCG@10 and recall@10,
+        # the second carried as the "estimate").
+        measured[dimension] = {
+            **metrics.grouped_metrics(
+                {"rmse": metrics.RMSE, "mae": metrics.MAE},
+                evaluation["rating_truths"],
+                evaluation["rating_estimates"],
+                groups.of(rating_viewers, dimension),
+                n_boot=bootstrap,
+                seed=seed,
+            ),
+            **metrics.grouped_metrics(
+                {"ndcg@10": metrics.MEAN_OF_TRUTH, "recall@10": metrics.MEAN_OF_ESTIMATE},
+                evaluation["ndcg@10"],
+                evaluation["recall@10"],
+                groups.of(ranking_viewers, dimension),
+                n_boot=bootstrap,
+                seed=seed,
+            ),
+        }
         per_group: dict[str, dict[str, Any]] = defaultdict(dict)
-        # One frame per kind of row: ratings (RMSE, MAE), viewers (NDCG@10 and recall@10, the
-        # second carried as the "estimate").
-        by_rating = metrics.grouped_metrics(
-            {"rmse": metrics.rmse, "mae": metrics.mae},
-            evaluation["rating_truths"],
-            evaluation["rating_estimates"],
-            rating_groups,
-            n_boot=bootstrap,
-            seed=seed,
-        )
-        by_viewer = metrics.grouped_metrics(
-            {"ndcg@10": metrics.mean_of_truth, "recall@10": metrics.mean_of_estimate},
-            evaluation["ndcg@10"],
-            evaluation["recall@10"],
-            viewer_labels,
-            n_boot=bootstrap,
-            seed=seed,
-        )
-        compared: dict[str, dict[str, float | None]] = {}
-        for name, grouped in {**by_rating, **by_viewer}.items():
+        for name, grouped in measured[dimension].items():
             unit = QUALITY[name][0]
             result["overall"][name] = grouped.overall.rounded()
             for group, figure in grouped.groups.items():
                 per_group[group][name] = figure.rounded()
                 per_group[group][f"{unit}s"] = grouped.sizes[group]
-            compared[name] = {
-                group: figure.value for group, figure in grouped.groups.items() if sizes.get(group, 0) >= min_group
-            }
         for group, row in per_group.items():
             row["viewers"] = sizes.get(group, 0)
             row["small"] = sizes.get(group, 0) < min_group
-        result["dimensions"][dimension] = {
-            "groups": dict(sorted(per_group.items())),
-            "disparity": {
-                name: metrics.disparity(compared[name], higher_is_better=QUALITY[name][1]).__dict__ for name in QUALITY
-            },
+        compared[dimension] = [group for group, row in per_group.items() if not row["small"]]
+        result["dimensions"][dimension] = {"groups": dict(sorted(per_group.items()))}
+    comparisons = len(FLAGGED) * sum(metrics.pairs(len(names)) for names in compared.values())
+    confidence = metrics.corrected_confidence(settings.FAIRNESS_ALPHA, comparisons)
+    result["comparisons"] = comparisons
+    result["alpha"] = settings.FAIRNESS_ALPHA
+    result["confidence"] = round(confidence, 6)
+    for dimension, grouped_metrics in measured.items():
+        result["dimensions"][dimension]["disparity"] = {
+            name: metrics.disparity(
+                {group: grouped.groups[group].value for group in compared[dimension] if group in grouped.groups},
+                higher_is_better=QUALITY[name][1],
+                resamples=grouped.resamples,
+                confidence=confidence,
+            ).__dict__
+            for name, grouped in grouped_metrics.items()
         }
     return result
 
@@ -292,18 +306,20 @@ def _nanmean(values: np.ndarray) -> float | None:
 
 
 def _flags(quality: dict[str, Any]) -> list[str]:
+    """A flag where a disparity's interval lies wholly past its bound (its point figure, when the
+    report was computed without a bootstrap)."""
     flags = []
     for dimension, section in quality["dimensions"].items():
-        ndcg = section["disparity"]["ndcg@10"]
-        if ndcg["ratio"] is not None and ndcg["ratio"] < settings.FAIRNESS_MIN_NDCG_RATIO:
+        ndcg = metrics.Disparity(**section["disparity"]["ndcg@10"])
+        if ndcg.ratio_below(settings.FAIRNESS_MIN_NDCG_RATIO):
             flags.append(
-                f"{dimension}: NDCG@10 of {ndcg['worst']} is {ndcg['ratio']:.0%} of {ndcg['best']}'s "
-                f"(bound {settings.FAIRNESS_MIN_NDCG_RATIO:.0%})"
+                f"{dimension}: NDCG@10 of {ndcg.worst} is {ndcg.ratio:.0%} of {ndcg.best}'s "
+                f"({ndcg.interval_text('ratio')}; bound {settings.FAIRNESS_MIN_NDCG_RATIO:.0%})"
             )
-        rmse = section["disparity"]["rmse"]
-        if rmse["difference"] is not None and rmse["difference"] > settings.FAIRNESS_MAX_RMSE_GAP:
+        rmse = metrics.Disparity(**section["disparity"]["rmse"])
+        if rmse.difference_above(settings.FAIRNESS_MAX_RMSE_GAP):
             flags.append(
-                f"{dimension}: RMSE of {rmse['worst']} is {rmse['difference']:.3f} above {rmse['best']}'s "
-                f"(bound {settings.FAIRNESS_MAX_RMSE_GAP})"
+                f"{dimension}: RMSE of {rmse.worst} is {rmse.difference:.3f} above {rmse.best}'s "
+                f"({rmse.interval_text('difference')}; bound {settings.FAIRNESS_MAX_RMSE_GAP})"
             )
     return flags

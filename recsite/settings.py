@@ -298,6 +298,10 @@ FAIRNESS_AFTER_TRAINING = env_bool("FAIRNESS_AFTER_TRAINING", True)
 # NDCG@10 below this share of the best's, or its RMSE above the best's by more than this.
 FAIRNESS_MIN_NDCG_RATIO = env_float("FAIRNESS_MIN_NDCG_RATIO", 0.8, minimum=0.0, maximum=1.0)
 FAIRNESS_MAX_RMSE_GAP = env_float("FAIRNESS_MAX_RMSE_GAP", 0.1, minimum=0.0)
+# A disparity is flagged only where its bootstrap interval lies wholly past the bound; the
+# intervals are corrected for the number of group pairs a report compares, so that a report on
+# data without any real difference flags something with at most this probability.
+FAIRNESS_ALPHA = env_float("FAIRNESS_ALPHA", 0.05, minimum=0.0001, maximum=0.5)
 # The daily report on what was served: an answer is followed when the viewer starts one of its
 # movies this soon after it (the canary analysis' window); a day is reported once that much of
 # the next day has passed. Past the bound, the worst compared group's lists were followed less

@@ -74,7 +74,7 @@ def test_group_rmse_and_its_interval_are_known_in_advance():
     estimate = np.array([1, 2, 3, 4, 5, 2, 3, 4], dtype=float)
     groups = np.array(list("aaaaabbb"))
 
-    result = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=50, seed=7)
+    result = metrics.grouped_metric(metrics.RMSE, truth, estimate, groups, n_boot=50, seed=7)
 
     assert result.groups["a"] == metrics.GroupFigure(0.0, 0.0, 0.0)
     assert result.groups["b"] == metrics.GroupFigure(1.0, 1.0, 1.0)
@@ -91,9 +91,9 @@ def test_the_same_seed_gives_the_same_intervals_and_another_seed_others():
     truth, estimate = rng.integers(1, 6, 400).astype(float), rng.normal(3, 1, 400)
     groups = rng.choice(["f", "m"], 400)
 
-    first = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=40, seed=1)
-    again = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=40, seed=1)
-    other = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=40, seed=2)
+    first = metrics.grouped_metric(metrics.RMSE, truth, estimate, groups, n_boot=40, seed=1)
+    again = metrics.grouped_metric(metrics.RMSE, truth, estimate, groups, n_boot=40, seed=1)
+    other = metrics.grouped_metric(metrics.RMSE, truth, estimate, groups, n_boot=40, seed=2)
 
     assert first == again
     assert first.groups["f"].low != other.groups["f"].low
@@ -109,14 +109,14 @@ def test_bootstrapping_a_sample_keeps_the_figures_of_every_row():
     truth, estimate = rng.integers(1, 6, 3000).astype(float), rng.normal(3, 1, 3000)
     groups = rng.choice(["f", "m"], 3000)
 
-    full = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=0, seed=0)
-    sampled = metrics.grouped_metric(metrics.rmse, truth, estimate, groups, n_boot=20, seed=0, max_boot_rows=500)
+    full = metrics.grouped_metric(metrics.RMSE, truth, estimate, groups, n_boot=0, seed=0)
+    sampled = metrics.grouped_metric(metrics.RMSE, truth, estimate, groups, n_boot=20, seed=0, max_boot_rows=500)
 
     assert sampled.groups["f"].value == full.groups["f"].value
     assert full.groups["f"].low is None
     # The interval's spread is the sample's own, placed around the figure of every row.
     rows = np.sort(np.random.default_rng(0).choice(3000, 500, replace=False))
-    sample = metrics.grouped_metric(metrics.rmse, truth[rows], estimate[rows], groups[rows], n_boot=20, seed=0)
+    sample = metrics.grouped_metric(metrics.RMSE, truth[rows], estimate[rows], groups[rows], n_boot=20, seed=0)
     for group in ("f", "m"):
         low, _, high = _known(sampled.groups[group])
         own_low, own_value, own_high = _known(sample.groups[group])
@@ -157,10 +157,86 @@ def test_ratio_of_sums_is_the_share_over_every_viewers_answers_together():
 def test_a_single_row_is_its_own_figure_and_interval():
     # Fairlearn cannot take one row of sensitive features; a day served to one viewer has one.
     figure = metrics.grouped_metric(
-        metrics.ratio_of_sums, np.array([1.0]), np.array([4.0]), np.array(["f"]), n_boot=10, seed=0
+        metrics.RATIO_OF_SUMS, np.array([1.0]), np.array([4.0]), np.array(["f"]), n_boot=10, seed=0
     )
-    without = metrics.grouped_metric(metrics.rmse, np.array([3.0]), np.array([4.0]), np.array(["f"]), n_boot=0, seed=0)
+    without = metrics.grouped_metric(metrics.RMSE, np.array([3.0]), np.array([4.0]), np.array(["f"]), n_boot=0, seed=0)
 
     assert figure.overall == figure.groups["f"] == metrics.GroupFigure(0.25, 0.25, 0.25)
     assert figure.sizes == {"f": 1}
     assert without.groups["f"] == metrics.GroupFigure(1.0, None, None)
+
+
+def test_the_vectorised_bootstrap_gives_fairlearns_own_intervals():
+    from fairlearn.metrics import MetricFrame
+
+    rng = np.random.default_rng(3)
+    truth, estimate = rng.integers(1, 6, 600).astype(float), rng.normal(3, 1.2, 600)
+    groups = rng.choice(["f", "m", "x"], 600, p=[0.5, 0.4, 0.1])
+
+    ours = metrics.grouped_metric(metrics.RMSE, truth, estimate, groups, n_boot=1000, seed=5)
+    theirs = MetricFrame(
+        metrics=metrics.rmse, y_true=truth, y_pred=estimate, sensitive_features=groups,
+        n_boot=1000, ci_quantiles=[0.025, 0.975], random_state=5,
+    )  # fmt: skip
+
+    low, high = theirs.by_group_ci
+    for group in ("f", "m", "x"):
+        assert ours.groups[group].value == pytest.approx(theirs.by_group[group])
+        # Two seeded streams of 1,000 resamples: the same interval within a few hundredths.
+        assert ours.groups[group].low == pytest.approx(low[group], abs=0.03)
+        assert ours.groups[group].high == pytest.approx(high[group], abs=0.03)
+    assert ours.overall.low == pytest.approx(theirs.overall_ci[0], abs=0.02)
+
+
+def _noise_report(seed: int, *, groups: int = 21, viewers: int = 3000) -> tuple[int, int]:
+    """Flags raised on per-viewer NDCG drawn independently of the viewer's group: every
+    difference is noise. (corrected flags, uncorrected point flags) over the groups' pairs."""
+    rng = np.random.default_rng(seed)
+    ndcg = rng.beta(0.5, 2.0, viewers)
+    labels = rng.choice([f"g{index:02d}" for index in range(groups)], viewers)
+    grouped = metrics.grouped_metric(metrics.MEAN_OF_TRUTH, ndcg, ndcg, labels, n_boot=100, seed=seed)
+    values = {group: figure.value for group, figure in grouped.groups.items()}
+    confidence = metrics.corrected_confidence(0.05, metrics.pairs(groups))
+    gap = metrics.disparity(values, higher_is_better=True, resamples=grouped.resamples, confidence=confidence)
+    return int(gap.ratio_below(0.8)), int(gap.ratio is not None and gap.ratio < 0.8)
+
+
+def test_on_noise_the_corrected_intervals_flag_no_more_than_the_stated_false_alarm_rate():
+    # 21 groups of about 140 viewers: the best and the worst of them are apart by chance alone.
+    runs = [_noise_report(seed) for seed in range(20)]
+
+    corrected = sum(flag for flag, _ in runs)
+    uncorrected = sum(flag for _, flag in runs)
+
+    assert uncorrected >= 10  # the point figures alone would flag most of these reports
+    assert corrected <= 1  # 5 % of 20 reports, one at most
+
+
+def test_a_real_gap_is_flagged_with_an_interval_that_excludes_the_bound():
+    rng = np.random.default_rng(4)
+    labels = rng.choice(["a", "b", "c"], 3000)
+    ndcg = rng.beta(0.5, 2.0, 3000) * np.where(labels == "c", 0.5, 1.0)  # c gets half the quality
+    grouped = metrics.grouped_metric(metrics.MEAN_OF_TRUTH, ndcg, ndcg, labels, n_boot=100, seed=0)
+
+    gap = metrics.disparity(
+        {group: figure.value for group, figure in grouped.groups.items()},
+        higher_is_better=True,
+        resamples=grouped.resamples,
+        confidence=metrics.corrected_confidence(0.05, metrics.pairs(3)),
+    )
+
+    assert gap.worst == "c"
+    assert gap.ratio_low is not None
+    assert gap.ratio_high is not None
+    assert gap.ratio_low < gap.ratio < gap.ratio_high < 0.8  # type: ignore[operator]
+    assert gap.ratio_below(0.8)
+    assert "interval" in gap.interval_text("ratio")
+
+
+def test_groups_all_at_zero_have_no_best_or_worst():
+    gap = metrics.disparity({"a": 0.0, "b": 0.0}, higher_is_better=True)
+
+    assert gap.best is None
+    assert gap.ratio is None
+    assert gap.why_not == "every group compared is at 0"
+    assert not gap.ratio_below(0.8)

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from catalog.demographics import DIMENSIONS
+from catalog.demographics import DIMENSIONS, group_order
 from fairness.models import FairnessReport
 from fairness.services import FairnessError, fairness_report_create
 from recommender.models import ModelVersion
@@ -99,8 +99,11 @@ def test_the_report_page_draws_each_dimension_and_flags_small_groups(client, dja
             "fairness-ndcg", "fairness-rmse", "fairness-representation", "fairness-diversity",
         ]  # fmt: skip
     page = client.get(url, {"dimension": "occupation"})
+    assert "pairs of groups compared. A disparity is flagged only where its interval" in page.content.decode()
     ndcg = page.context["charts"][0]
-    groups = report.figures["quality"]["dimensions"]["occupation"]["groups"]
+    stored = report.figures["quality"]["dimensions"]["occupation"]["groups"]
+    groups = {group: stored[group] for group in sorted(stored, key=lambda group: group_order("occupation", group))}
+    assert list(groups) == sorted(stored, key=str.lower)  # occupations: alphabetical, case aside
     assert ndcg.labels == [f"{group}{' (small)' if row['small'] else ''}" for group, row in groups.items()]
     assert ndcg.series[0].values == [row["ndcg@10"][0] for row in groups.values()]
     assert ndcg.series[1].ranges == [(row["ndcg@10"][1], row["ndcg@10"][2]) for row in groups.values()]

@@ -97,7 +97,10 @@ def test_groups_too_small_are_not_compared_and_a_gap_past_the_bound_is_flagged(s
     compared_all = served_report_create(start=DAY, end=DAY + timedelta(days=1), bootstrap=0, min_group=1)
     gap = compared_all.figures["dimensions"]["gender"]["disparity"]["follow_rate"]
     assert (gap["best"], gap["worst"], gap["ratio"]) == ("female", "unknown", 0.0)
-    assert "gender: the lists served to unknown were followed 0% as often as female's (bound 50%)" in compared_all.flags
+    assert (
+        "gender: the lists served to unknown were followed 0% as often as female's (no interval; bound 50%)"
+        in compared_all.flags
+    )
     assert "disparities past the bounds" in mail.outbox[-1].subject
 
     only_male = served_report_create(start=DAY, end=DAY + timedelta(days=1), bootstrap=0, min_group=2)
@@ -178,7 +181,7 @@ def test_the_overview_shows_the_latest_served_report_and_its_flags(served_day, a
 
 
 def test_the_served_command_prints_a_day_whose_best_group_followed_nothing(db, settings, capsys):
-    # No answer followed by any group: the follow-rate ratio has no best to divide by.
+    # No answer followed by any group: there is no gap to measure, and the report says so.
     settings.FAIRNESS_MIN_GROUP_VIEWERS = 1
     Viewer.objects.create(id=1, gender="F", age=25, occupation="writer")
     Viewer.objects.create(id=2, gender="M", age=25, occupation="writer")
@@ -190,5 +193,5 @@ def test_the_served_command_prints_a_day_whose_best_group_followed_nothing(db, s
 
     out = capsys.readouterr().out
     assert "followed:" in out
-    assert "undefined" in out
+    assert "followed: not compared (every group compared is at 0)" in out
     assert ServedFairnessReport.objects.count() == 1

@@ -100,16 +100,19 @@ def _summary(figures: dict[str, Any], flags: list[str], version: int, min_group:
 
 def _gap_line(metric: str, gap: dict[str, Any]) -> str:
     if gap["best"] is None:
-        return f"  {metric}: fewer than two groups large enough to compare"
+        return f"  {metric}: not compared ({gap.get('why_not') or 'fewer than two groups large enough to compare'})"
+    difference = _bounded(gap["difference"], gap.get("difference_low"), gap.get("difference_high"), 4)
+    ratio = _bounded(gap["ratio"], gap.get("ratio_low"), gap.get("ratio_high"), 3)
     return (
-        f"  {metric}: best {gap['best']}, worst {gap['worst']}, difference {_figure(gap['difference'], 4)}, "
-        f"ratio {_figure(gap['ratio'], 3)}, mean absolute deviation {_figure(gap['mad'], 4)}"
+        f"  {metric}: best {gap['best']}, worst {gap['worst']}, difference {difference}, "
+        f"ratio {ratio}, mean absolute deviation {gap['mad']:.4f}"
     )
 
 
-def _figure(value: float | None, places: int) -> str:
-    # A ratio to a best group of 0 is undefined: stored as None, said as such.
-    return "undefined" if value is None else f"{value:.{places}f}"
+def _bounded(value: float, low: float | None, high: float | None, places: int) -> str:
+    if low is None or high is None:
+        return f"{value:.{places}f}"
+    return f"{value:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
 
 
 def _interval(value: list[float | None] | None) -> str:
