@@ -63,7 +63,8 @@ class ConsoleRecommendationAdmin(RecommendationAdmin):
                 items=selectors.answer_items(answer),
                 version=version,
                 snapshot=selectors.snapshot_of(version),
-                release=selectors.release_serving(answer),
+                served_under=selectors.release_serving(answer),
+                status_when_served=selectors.version_status_at(version, answer.served_at) if version else None,
                 viewer_known=Viewer.objects.filter(pk=answer.viewer_id).exists(),
             )
         return super().change_view(request, object_id, form_url, context)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
 from django.db.models.functions import Floor, TruncDate
@@ -628,20 +629,45 @@ def answer_items(answer: Recommendation) -> list[ListedMovie]:
     ]
 
 
-def release_serving(answer: Recommendation) -> Release | None:
+@dataclass(frozen=True)
+class AnswerRelease:
+    """The release an answer was served under, and whether it came after the release ended."""
+
+    release: Release
+    after_end: bool = False  # in the moments after, before the pools switched versions
+
+
+def release_serving(answer: Recommendation) -> AnswerRelease | None:
     """The release the answer was served under: the one running at the time whose candidate or
-    stable version served it."""
+    stable version served it; failing that, one that ended just before. Pools look for a new
+    version every ``SERVING_REFRESH_SECONDS``, so for that long after a promotion or an abort
+    the old versions still answer, and those answers belong to the release that just ended."""
     if answer.model_version_id is None:
         return None
-    return (
-        Release.objects.filter(
-            Q(candidate_id=answer.model_version_id) | Q(stable_id=answer.model_version_id),
-            created_at__lte=answer.served_at,
-        )
-        .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=answer.served_at))
+    involved = Release.objects.filter(
+        Q(candidate_id=answer.model_version_id) | Q(stable_id=answer.model_version_id),
+        created_at__lte=answer.served_at,
+    )
+    running = (
+        involved.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=answer.served_at))
         .order_by("-created_at")
         .first()
     )
+    if running is not None:
+        return AnswerRelease(running)
+    settle = timedelta(seconds=2 * settings.SERVING_REFRESH_SECONDS)
+    ended = (
+        involved.filter(finished_at__lt=answer.served_at, finished_at__gte=answer.served_at - settle)
+        .order_by("-finished_at")
+        .first()
+    )
+    return AnswerRelease(ended, after_end=True) if ended is not None else None
+
+
+def version_status_at(version: ModelVersion, at: datetime) -> str:
+    """The status ``version`` had at ``at`` (its status history; its status now without one)."""
+    change = version.status_changes.filter(at__lte=at).order_by("-at", "-id").first()
+    return change.to_status if change is not None else version.status
 
 
 # --- Export ----------------------------------------------------------------------------------

@@ -185,6 +185,31 @@ def test_the_answer_page_shows_the_ranked_list_and_its_lineage(ops, released):
     assert released.candidate.code_revision in text
 
 
+def test_an_answer_served_just_after_a_promotion_keeps_its_release_and_each_its_status_then(ops, released):
+    from datetime import timedelta
+
+    from releases.services import release_promote
+
+    on_canary = released.candidate.status_changes.get(to_status="canary").at
+    serve("canary", released.candidate, count=1, viewer=14, at=on_canary)  # before the promotion
+    release_promote(release=released, actor="ops", reason="looks good")
+    released.refresh_from_db()
+    # The canary pool has not yet looked for the new stable version: its next answer is the
+    # candidate's, a second after the release ended.
+    serve("canary", released.candidate, count=1, viewer=13, at=released.finished_at + timedelta(seconds=1))
+    late = Recommendation.objects.filter(pool="canary").latest("served_at")
+
+    text = ops.get(reverse("admin:provenance_recommendation_change", args=[late.pk])).content.decode()
+
+    assert reverse("admin:releases_release_change", args=[released.pk]) in text
+    assert "served outside any release" not in text
+    assert "served after it promoted at" in text
+    assert "stable when served" in text  # promoted a second before; the pool said canary
+    during = Recommendation.objects.get(pool="canary", viewer_id=14)
+    text = ops.get(reverse("admin:provenance_recommendation_change", args=[during.pk])).content.decode()
+    assert "canary when served, stable now" in text
+
+
 def test_the_viewer_page_tells_the_viewers_story_and_cannot_edit_it(ops, released):
     url = reverse("admin:catalog_viewer_change", args=[13])
 
