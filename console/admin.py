@@ -21,6 +21,7 @@ from fairness.selectors import fairness_report_latest, viewer_diversity_chart
 from provenance.admin import RecommendationAdmin
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
+from recommender.selectors import model_version_stable
 from releases.admin import ReleasableModelVersionAdmin, ReleaseAdmin
 from releases.analysis import BEHAVIOURAL_METRIC
 from releases.models import Release
@@ -50,6 +51,18 @@ class ConsoleViewerAdmin(ViewerAdmin):
 
 class ConsoleRecommendationAdmin(RecommendationAdmin):
     change_form_template = "console/answer.html"
+    change_list_template = "console/answers.html"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # The export takes the list's viewer search and pool filter, so what is listed is what is exported.
+        context = dict(extra_context or {})
+        term = request.GET.get("q", "").strip()
+        params = {"viewer": term} if term.isdigit() else {}
+        if request.GET.get("pool__exact"):
+            params["pool"] = request.GET["pool__exact"]
+        context["export_query"] = urlencode(params)
+        return super().changelist_view(request, context)
+
     fields = ["request_id", "served_at", "viewer_id", "pool", "strategy", "status", "latency_ms", "host"]
 
     def change_view(
@@ -97,7 +110,7 @@ class ConsoleModelVersionAdmin(ReleasableModelVersionAdmin):
         version = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if version is not None:
-            stable = ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first()
+            stable = model_version_stable()
             answers, viewers = selectors.version_usage([version]).get(version.pk, (0, 0))
             context.update(
                 gate_checks=selectors.gate_rows(version),

@@ -14,8 +14,21 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
-from django.db.models.functions import Floor, TruncDate
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Floor, TruncDate
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
@@ -273,9 +286,12 @@ class QueueHealth:
     def summary(self) -> str:
         if not self.schedules:
             return "no schedules: run manage.py setup_schedules"
-        if self.alive:
-            return "running: every schedule ran on time"
-        return "not running: a schedule is overdue (start manage.py qcluster)"
+        failed = [state.name for state in self.schedules if state.last_success is False]
+        if not self.alive:
+            return "not running: a schedule is overdue (start manage.py qcluster)"
+        if failed:
+            return f"running, but the last run failed for: {', '.join(failed)} (see the failed tasks)"
+        return "running: every schedule ran on time and its last run succeeded"
 
 
 OVERDUE_AFTER = timedelta(minutes=3)
@@ -637,31 +653,39 @@ class AnswerRelease:
     after_end: bool = False  # in the moments after, before the pools switched versions
 
 
-def release_serving(answer: Recommendation) -> AnswerRelease | None:
-    """The release the answer was served under: the one running at the time whose candidate or
-    stable version served it; failing that, one that ended just before. Pools look for a new
-    version every ``SERVING_REFRESH_SECONDS``, so for that long after a promotion or an abort
-    the old versions still answer, and those answers belong to the release that just ended."""
-    if answer.model_version_id is None:
-        return None
+def answers_with_release(queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
+    """``queryset`` with each answer's ``release_id``: the release running when it was served whose
+    candidate or stable version served it; failing that, one that had ended just before. Pools
+    look for a new version every ``SERVING_REFRESH_SECONDS``, so for that long after a promotion
+    or an abort the old versions still answer, and those answers belong to the release that just
+    ended. One query (two correlated subqueries), for a page and for an export alike."""
     involved = Release.objects.filter(
-        Q(candidate_id=answer.model_version_id) | Q(stable_id=answer.model_version_id),
-        created_at__lte=answer.served_at,
+        Q(candidate_id=OuterRef("model_version_id")) | Q(stable_id=OuterRef("model_version_id")),
+        created_at__lte=OuterRef("served_at"),
     )
-    running = (
-        involved.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=answer.served_at))
-        .order_by("-created_at")
-        .first()
+    running = involved.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=OuterRef("served_at")))
+    settled_after = ExpressionWrapper(
+        OuterRef("served_at") - Value(timedelta(seconds=2 * settings.SERVING_REFRESH_SECONDS)),
+        output_field=DateTimeField(),
     )
-    if running is not None:
-        return AnswerRelease(running)
-    settle = timedelta(seconds=2 * settings.SERVING_REFRESH_SECONDS)
-    ended = (
-        involved.filter(finished_at__lt=answer.served_at, finished_at__gte=answer.served_at - settle)
-        .order_by("-finished_at")
-        .first()
+    ended = involved.filter(finished_at__lt=OuterRef("served_at"), finished_at__gte=settled_after)
+    return queryset.annotate(
+        release_id=Coalesce(
+            Subquery(running.order_by("-created_at").values("pk")[:1]),
+            Subquery(ended.order_by("-finished_at").values("pk")[:1]),
+        )
     )
-    return AnswerRelease(ended, after_end=True) if ended is not None else None
+
+
+def release_serving(answer: Recommendation) -> AnswerRelease | None:
+    """The release ``answer`` was served under (``answers_with_release``), and whether it came
+    after that release had ended."""
+    annotated = "release_id"  # by answers_with_release, which the type checker cannot see
+    release_id = answers_with_release(Recommendation.objects.filter(pk=answer.pk)).values_list(annotated, flat=True)
+    release = Release.objects.filter(pk__in=release_id).first()
+    if release is None:
+        return None
+    return AnswerRelease(release, after_end=release.finished_at is not None and release.finished_at < answer.served_at)
 
 
 def version_status_at(version: ModelVersion, at: datetime) -> str:
@@ -688,6 +712,7 @@ PROVENANCE_EXPORT = {
     "code_revision": "model_version__code_revision",
     "snapshot_hash": "model_version__snapshot__content_hash",
     "snapshot_dvc_md5": "model_version__snapshot__dvc_md5",
+    "release": "release_id",  # answers_with_release
 }
 PROVENANCE_COLUMNS = list(PROVENANCE_EXPORT)
 
@@ -695,7 +720,7 @@ PROVENANCE_COLUMNS = list(PROVENANCE_EXPORT)
 def provenance_export_rows(queryset: QuerySet[Recommendation], *, chunk: int = 5000) -> Iterable[list[object]]:
     """The provenance join for each answer of ``queryset``, read in chunks (for a streamed CSV)."""
     served_at = PROVENANCE_COLUMNS.index("served_at")
-    for row in queryset.values_list(*PROVENANCE_EXPORT.values()).iterator(chunk_size=chunk):
+    for row in answers_with_release(queryset).values_list(*PROVENANCE_EXPORT.values()).iterator(chunk_size=chunk):
         values: list[object] = list(row)
         values[served_at] = row[served_at].isoformat()
         yield values

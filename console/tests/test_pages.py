@@ -185,6 +185,7 @@ def test_the_answer_page_shows_the_ranked_list_and_its_lineage(ops, released):
     assert released.candidate.code_revision in text
 
 
+@pytest.mark.engine  # the release of each answer is a correlated subquery with date arithmetic
 def test_an_answer_served_just_after_a_promotion_keeps_its_release_and_each_its_status_then(ops, released):
     from datetime import timedelta
 
@@ -267,6 +268,7 @@ def test_the_release_page_has_a_kayenta_table_per_check(ops, released):
     assert 'data-chart="release-weight"' in text
 
 
+@pytest.mark.engine  # the release of each answer is a correlated subquery with date arithmetic
 def test_the_provenance_export_streams_the_join_for_a_filter(ops, released):
     response = ops.get(reverse("admin:console_provenance_csv"), {"pool": "canary", "viewer": 13})
 
@@ -275,6 +277,16 @@ def test_the_provenance_export_streams_the_join_for_a_filter(ops, released):
     assert len(rows) == 60
     assert {row["model_version"] for row in rows} == {str(released.candidate.version)}
     assert {row["snapshot_hash"] for row in rows} == {released.candidate.snapshot.content_hash}
+    assert {row["release"] for row in rows} == {str(released.pk)}
+
+
+def test_the_viewer_page_and_a_searched_answers_list_link_to_their_export(ops, released):
+    viewer = ops.get(reverse("admin:catalog_viewer_change", args=[13])).content.decode()
+    listed = ops.get(reverse("admin:provenance_recommendation_changelist"), {"q": "13", "pool__exact": "canary"})
+
+    export = reverse("admin:console_provenance_csv")
+    assert f'href="{export}?viewer=13"' in viewer
+    assert f'href="{export}?viewer=13&amp;pool=canary"' in listed.content.decode()
 
 
 def test_a_bad_export_filter_is_refused_with_the_reason(ops, db):

@@ -90,6 +90,21 @@ def test_the_queue_is_not_running_when_a_schedule_is_overdue(db):
     assert "not running" in late.summary
 
 
+def test_the_queue_says_which_schedule_failed_last_rather_than_all_ran_on_time(db):
+    from django_q.models import Task
+
+    now = timezone.now()
+    Task.objects.create(
+        id="t1", name="t1", func="recommender.tasks.model_retrain", started=now, stopped=now, success=False
+    )
+    Schedule.objects.create(name="retrain models", func="recommender.tasks.model_retrain", next_run=now, task="t1")
+
+    health = selectors.queue_health(now)
+
+    assert health.alive is True
+    assert health.summary == "running, but the last run failed for: retrain models (see the failed tasks)"
+
+
 def test_the_console_shows_the_gate_rows_as_the_gate_stored_them(db):
     # Rows as stored, even where today's settings would decide otherwise: the console never
     # judges a version again.
@@ -133,12 +148,25 @@ def test_an_answers_items_say_what_the_viewer_did_after(db):
     assert [item.rated_after for item in items] == [None, None, None]
 
 
+@pytest.mark.engine  # a correlated subquery with date arithmetic
 def test_an_answer_belongs_to_the_release_it_was_served_under(released):
     canary_answer = Recommendation.objects.filter(pool="canary").earliest("served_at")
     stable_answer = Recommendation.objects.filter(pool="stable").earliest("served_at")
 
-    assert selectors.release_serving(canary_answer) == released
-    assert selectors.release_serving(stable_answer) == released
+    assert selectors.release_serving(canary_answer) == selectors.AnswerRelease(released, after_end=False)
+    assert selectors.release_serving(stable_answer) == selectors.AnswerRelease(released, after_end=False)
+
+
+@pytest.mark.engine  # a correlated subquery with date arithmetic
+def test_an_answer_long_after_a_release_ended_is_outside_it(released):
+    from releases.services import release_abort
+
+    release_abort(release=released, actor="ops", reason="test")
+    released.refresh_from_db()
+    serve("canary", released.candidate, count=1, viewer=13, at=released.finished_at + timedelta(minutes=5))
+    late = Recommendation.objects.filter(pool="canary").latest("served_at")
+
+    assert selectors.release_serving(late) is None
 
 
 def test_the_release_charts_have_both_pools_at_each_check(released):
