@@ -7,6 +7,17 @@ from datetime import datetime
 from recommender.models import ModelStatusChange, ModelVersion
 
 
+def model_version_stable() -> ModelVersion | None:
+    """The version serving everyone not in a canary now. At most one version holds the stable
+    serving slot (a unique column), so no ordering is needed to choose."""
+    return ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first()
+
+
+def model_version_canary() -> ModelVersion | None:
+    """The version in canary now, if a release is running (at most one: the canary slot)."""
+    return ModelVersion.objects.filter(status=ModelVersion.Status.CANARY).first()
+
+
 def model_version_stable_at(at: datetime) -> ModelVersion | None:
     """The version that was stable (serving everyone not in a canary) at ``at``.
 

@@ -28,6 +28,7 @@ from recommender.dvc import DvcError, dvc_track
 from recommender.gate import Bounds, Figures, gate_checks, gate_passed, gate_reasons
 from recommender.learning.pipeline import TrainedModels, train_and_evaluate
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
+from recommender.selectors import model_version_stable
 from recommender.snapshots import SnapshotData, SnapshotError, snapshot_create, snapshot_load
 
 # A training can run no longer than django-q2's task timeout: a lock older than that is stale.
@@ -251,7 +252,9 @@ def model_version_register(*, rating_algorithm: str, ranker: str, snapshot: Data
 def model_gate(*, candidate: ModelVersion) -> dict[str, object]:
     """The gate's rows and verdict for ``candidate`` (``recommender.gate``), as stored on it:
     against the settings' bounds, the most-popular list on its own split and the stable version."""
-    stable = ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).exclude(pk=candidate.pk).first()
+    stable = model_version_stable()
+    if stable is not None and stable.pk == candidate.pk:
+        stable = None  # a version is not compared with itself
     bounds = Bounds(
         max_rmse=settings.GATE_MAX_RMSE,
         rmse_tolerance=settings.GATE_RMSE_TOLERANCE,

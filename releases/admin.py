@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from recommender.admin import ModelVersionAdmin
 from recommender.models import ModelVersion
+from recommender.selectors import model_version_stable
 from releases.forms import ReleaseStartForm
 from releases.models import AnalysisRun, Release, ReleaseEvent
 from releases.services import RELEASE_DECISIONS, ReleaseError, release_start
@@ -122,7 +123,7 @@ class ReleaseAdmin(ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "form": form, "version": version, "opts": self.opts,
-            "stable": ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first(),
+            "stable": model_version_stable(),
         }  # fmt: skip
         return TemplateResponse(
             request, "admin/releases/release/start.html", context, status=400 if form.errors else 200

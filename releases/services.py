@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.notifications import notification_enqueue
 from recommender.models import ModelVersion
+from recommender.selectors import model_version_stable
 from recommender.services import RegistryError, model_version_set_canary_weight, model_version_set_status
 from releases.analysis import (
     Action,
@@ -61,7 +62,7 @@ def release_start(
         active = Release.objects.select_for_update().filter(state__in=Release.ACTIVE_STATES).first()
         if active is not None:
             raise ReleaseError(f"{active} is still running: promote, abort or finish it first")
-        stable = ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first()
+        stable = model_version_stable()
         now = timezone.now()
         try:
             with transaction.atomic():

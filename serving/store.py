@@ -38,6 +38,7 @@ from catalog.demographics import cold_start_keys
 from recommender.artifacts import Artifact, ArtifactError, artifact_load, artifact_verify
 from recommender.learning.ranking import Ranker
 from recommender.models import ModelVersion
+from recommender.selectors import model_version_canary, model_version_stable
 
 logger = logging.getLogger(__name__)
 
@@ -272,10 +273,10 @@ class ModelStore:
         """The version this pool should serve: stable, or for the canary pool the version in
         canary (or stable, when the canary pool runs on its own servers with no canary)."""
         if self.pool == "canary":
-            canary = ModelVersion.objects.filter(status=ModelVersion.Status.CANARY).order_by("-version").first()
+            canary = model_version_canary()
             if canary is not None or settings.RELEASE_MODE == "embedded":
                 return canary
-        return ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).order_by("-version").first()
+        return model_version_stable()
 
     def refresh(self) -> ServingModel | None:
         """Load the wanted version if it is not the one held; keep the old one if loading fails,

@@ -13,6 +13,7 @@ from fairness.models import ServedFairnessReport
 from fairness.served import served_report_create
 from fairness.services import FairnessError, fairness_report_create
 from recommender.models import ModelVersion
+from recommender.selectors import model_version_stable
 
 
 class Command(BaseCommand):
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             if version is None:
                 raise CommandError(f"no model version {options['version']}")
         else:
-            version = ModelVersion.objects.filter(status=ModelVersion.Status.STABLE).first()
+            version = model_version_stable()
             if version is None:
                 raise CommandError("no stable model version: train one, or name a version with --version")
         try:
