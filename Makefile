@@ -28,7 +28,9 @@ demo: venv
 	@$(PY) manage.py ensure_admin
 	@echo "recsite is at http://127.0.0.1:$(DEMO_PORT)/admin/ (Ctrl-C stops it)"
 	@# The django-q2 cluster runs the schedules beside the web server; both stop together.
-	trap 'kill 0' EXIT; $(PY) manage.py qcluster & \
+	@# Notification e-mails go to var/mail/ (a file each): the log keeps their one-line record.
+	trap 'kill 0' EXIT; export EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend; \
+		$(PY) manage.py qcluster & \
 		PORT=$(DEMO_PORT) ACCESS_LOG=- .venv/bin/gunicorn recsite.wsgi
 
 services:

@@ -218,6 +218,8 @@ STREAM_METRICS_PORT = env_int("STREAM_METRICS_PORT", 0, minimum=0, maximum=65535
 
 # --- Notifications ---------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# With the file backend (the demo's), each message is a file here and the log keeps one line.
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")

@@ -137,3 +137,24 @@ def test_the_abort_button_is_legible(page, live_server, released):
     )
 
     assert colours == ["rgb(255, 255, 255)", "rgb(186, 33, 33)"]  # white on red, 6.4:1
+
+
+def test_a_console_table_sorts_by_a_column_both_ways(page, live_server, released):
+    report = fairness_report_create(version=released.candidate, bootstrap=10, min_group=5)
+    url = reverse("admin:fairness_fairnessreport_change", args=[report.pk])
+    page.goto(f"{live_server.url}{url}?dimension=occupation")
+    viewers = page.locator("#groups thead th", has_text="viewers").first
+
+    def column() -> list[int]:
+        return [
+            int(text.replace(",", "")) for text in page.locator("#groups tbody tr td:nth-child(2)").all_inner_texts()
+        ]
+
+    natural = column()
+    viewers.locator("button").click()
+    expect(viewers).to_have_attribute("aria-sort", "ascending")
+    assert column() == sorted(natural)
+    viewers.locator("button").click()
+    expect(viewers).to_have_attribute("aria-sort", "descending")
+    assert column() == sorted(natural, reverse=True)
+    assert len(set(natural)) > 1  # there was an order to change
