@@ -8,14 +8,82 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db.models import Model, QuerySet
+from django.db.models import JSONField, Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+def readable(value: object) -> SafeString | str:
+    """A stored JSON value as a person reads it: a mapping as a table of names and values, a
+    list of plain values joined by commas, a list of mappings as a table with a column per key,
+    numbers with thousands separators. Never the JSON text."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.4g}"
+    if isinstance(value, dict):
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td>{}</td></tr>", ((key, readable(item)) for key, item in value.items())
+        )
+        return format_html('<table class="console-kv"><tbody>{}</tbody></table>', rows)
+    if isinstance(value, list):
+        if all(isinstance(item, dict) for item in value):
+            keys = list(dict.fromkeys(key for item in value for key in item))
+            head = format_html_join("", "<th>{}</th>", ((key,) for key in keys))
+            body = format_html_join(
+                "",
+                "<tr>{}</tr>",
+                (
+                    (format_html_join("", "<td>{}</td>", ((readable(item.get(key)),) for key in keys)),)
+                    for item in value
+                ),
+            )
+            return format_html(
+                '<table class="console-kv"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body
+            )
+        return format_html_join(", ", "{}", ((readable(item),) for item in value))
+    return str(value)
+
+
+class ReadableJSON:
+    """Shows a model's JSON fields with ``readable`` instead of their JSON text: each JSON field
+    in ``fields`` is replaced by a display of the same label (``<name>_readable``)."""
+
+    SUFFIX = "_readable"
+    model: type[Model]
+
+    def _json_fields(self) -> set[str]:
+        return {field.name for field in self.model._meta.get_fields() if isinstance(field, JSONField)}
+
+    def readable_names(self, fields: Any) -> list[Any]:
+        json_fields = self._json_fields()
+        return [f"{field}{self.SUFFIX}" if field in json_fields else field for field in fields or []]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return self.readable_names(super().get_fields(request, obj))  # type: ignore[misc]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.endswith(ReadableJSON.SUFFIX):
+            field_name = name[: -len(ReadableJSON.SUFFIX)]
+            if field_name in self._json_fields():
+                field = self.model._meta.get_field(field_name)
+
+                def display(obj: Model) -> object:
+                    return readable(getattr(obj, field_name))
+
+                display.short_description = getattr(field, "verbose_name", field_name)  # type: ignore[attr-defined]
+                return display
+        raise AttributeError(name)
+
+
+class ReadOnlyAdmin(ReadableJSON, admin.ModelAdmin[Any]):
     """For audit data written only by recsite itself (the stream, measurements): look, don't touch."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -28,14 +96,14 @@ class ReadOnlyAdmin(admin.ModelAdmin[Any]):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline[Any, Any]):
+class ReadOnlyInline(ReadableJSON, admin.TabularInline[Any, Any]):
     """Audit rows shown under their parent (status changes, release events, checks)."""
 
     extra = 0
     can_delete = False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field for field in self.fields or [] if isinstance(field, str)]
+        return [field for field in self.readable_names(self.fields) if isinstance(field, str)]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

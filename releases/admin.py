@@ -46,7 +46,7 @@ class ReleaseAdmin(ReadOnlyAdmin):
     # One way to say where a release is ("step 2 of 3, at 20%"); step_index is counted from 0 and
     # is not shown as such.
     fields = [
-        "candidate", "stable", "state", "step", "weight", "interval_seconds", "min_step_seconds",
+        "candidate", "stable", "state", "step", "weight", "interval_seconds", "min_step_seconds", "thresholds",
         "failed_checks", "inconclusive_checks", "decided_by", "reason",
         "created_at", "started_at", "step_started_at", "finished_at",
     ]  # fmt: skip

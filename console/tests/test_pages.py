@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -369,3 +370,16 @@ def test_a_damaged_artifact_found_by_a_server_is_said_on_the_overview(ops, relea
     assert f"v{released.candidate.version}'s artifact is damaged on web-1" in text
     assert f"v{stable.version} answers instead" in text
     assert ops.get(reverse("admin:serving_artifactfault_changelist")).status_code == 200
+
+
+def test_stored_json_reads_as_names_and_values_never_as_json(ops, released):
+    movie = Movie.objects.exclude(genres=[]).first()
+    release_page = ops.get(reverse("admin:releases_release_change", args=[released.pk])).content.decode()
+    movie_page = ops.get(reverse("admin:catalog_movie_change", args=[movie.pk])).content.decode()
+
+    assert '<table class="console-kv">' in release_page
+    assert "<th>max_p99_ms</th>" in release_page  # the thresholds, one row each
+    shown = re.sub(r"<script.*?</script>", "", release_page, flags=re.S)  # the charts' own data is JSON
+    assert '{"' not in shown  # no JSON object shown: thresholds, a check's figures
+    assert movie.genres[0] in movie_page
+    assert f'["{movie.genres[0]}' not in movie_page
