@@ -228,7 +228,7 @@ def ingest_chart(limit: int = 30) -> Chart:
     return Chart(
         "ingest-rate",
         f"Ingest runs (last {limit})",
-        [timezone.localtime(run.started_at).strftime("%m-%d %H:%M") for run in runs],
+        [timezone.localtime(run.started_at).strftime("%Y-%m-%d %H:%M:%S") for run in runs],
         [
             Series("lines/s", [_rounded(run.lines_per_second, 0) for run in runs], kind="line"),
             Series("rejected lines", [run.rejected for run in runs], axis="y2", kind="bar"),

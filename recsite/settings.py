@@ -187,6 +187,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["recsite.formats"]  # times to the second, with the zone
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
