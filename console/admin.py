@@ -1,7 +1,7 @@
 """The console's pages for rows of the apps below: each app registers its own admin, and the
-console replaces four registrations with pages that join across apps (as ``releases.admin``
-does for model versions): a viewer's whole story, an answer's provenance, a version's gate and
-metrics as tables, a release's checks and charts."""
+console replaces five registrations with pages that join across apps (as ``releases.admin``
+does for model versions): a viewer's whole story, the answers that listed a movie, an answer's
+provenance, a version's gate and metrics as tables, a release's checks and charts."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from catalog.admin import ViewerAdmin
-from catalog.models import Viewer
+from catalog.admin import MovieAdmin, ViewerAdmin
+from catalog.models import Movie, Viewer
 from console import selectors
 from fairness.selectors import fairness_report_latest, viewer_diversity_chart
 from provenance.admin import RecommendationAdmin
@@ -47,6 +48,18 @@ class ConsoleViewerAdmin(ViewerAdmin):
                 diversity_chart=viewer_diversity_chart(viewer.pk),
             )
         return super().change_view(request, object_id, form_url, context)
+
+
+class ConsoleMovieAdmin(MovieAdmin):
+    readonly_fields = ["answers_listing"]
+
+    @admin.display(description="answers")
+    def answers_listing(self, movie: Movie) -> str:
+        # The answers list searches a movie id exactly (provenance.admin).
+        url = reverse("admin:provenance_recommendation_changelist")
+        return format_html(
+            '<a id="movie-answers" href="{}?{}">the answers that listed it</a>', url, urlencode({"q": movie.slug})
+        )
 
 
 class ConsoleRecommendationAdmin(RecommendationAdmin):
@@ -186,6 +199,7 @@ class ConsoleReleaseAdmin(ReleaseAdmin):
 
 
 _replace(Viewer, ConsoleViewerAdmin)
+_replace(Movie, ConsoleMovieAdmin)
 _replace(Recommendation, ConsoleRecommendationAdmin)
 _replace(ModelVersion, ConsoleModelVersionAdmin)
 _replace(Release, ConsoleReleaseAdmin)

@@ -178,6 +178,16 @@ class DataSnapshotAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status"]
     search_fields = ["content_hash", "dvc_md5"]
+    readonly_fields = ["versions_trained"]
+
+    @admin.display(description="versions trained on it")
+    def versions_trained(self, snapshot: DataSnapshot) -> str:
+        versions = list(snapshot.model_versions.order_by("version").values_list("pk", "version", "status"))
+        if not versions:
+            return "none yet"
+        return format_html_join(
+            ", ", "{}", ((admin_link(ModelVersion, pk, f"v{number} ({status})"),) for pk, number, status in versions)
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DataSnapshot]:
         queryset: QuerySet[DataSnapshot] = super().get_queryset(request)

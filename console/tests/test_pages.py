@@ -383,3 +383,17 @@ def test_stored_json_reads_as_names_and_values_never_as_json(ops, released):
     assert '{"' not in shown  # no JSON object shown: thresholds, a check's figures
     assert movie.genres[0] in movie_page
     assert f'["{movie.genres[0]}' not in movie_page
+
+
+def test_a_movie_links_to_the_answers_that_listed_it_and_a_snapshot_to_its_versions(ops, released):
+    movie = Movie.objects.get(slug=Recommendation.objects.filter(viewer_id=13).first().item_list[0])
+    snapshot = released.candidate.snapshot
+
+    movie_page = ops.get(reverse("admin:catalog_movie_change", args=[movie.pk])).content.decode()
+    answers = ops.get(reverse("admin:provenance_recommendation_changelist"), {"q": movie.slug})
+    snapshot_page = ops.get(reverse("admin:recommender_datasnapshot_change", args=[snapshot.pk])).content.decode()
+
+    assert 'id="movie-answers"' in movie_page
+    assert answers.context["cl"].result_count >= 140  # every answer to viewer 13 listed it
+    assert reverse("admin:recommender_modelversion_change", args=[released.candidate.pk]) in snapshot_page
+    assert f"v{released.candidate.version} (canary)" in snapshot_page
