@@ -27,7 +27,9 @@ def readable(value: object) -> SafeString | str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.4f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.4g}"
+        if value != 0 and (abs(value) < 0.001 or abs(value) >= 1e15):
+            return f"{value:.3g}"  # four decimals would say 0 for a small share
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
     if isinstance(value, dict):
         rows = format_html_join(
             "", "<tr><th>{}</th><td>{}</td></tr>", ((key, readable(item)) for key, item in value.items())

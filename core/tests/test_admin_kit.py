@@ -1,0 +1,16 @@
+from core.admin_kit import readable
+
+
+def test_stored_json_reads_as_a_person_would_read_it():
+    assert readable({"max_p99_ms": 500.0, "steps": [20, 50, 100]}) == (
+        '<table class="console-kv"><tbody><tr><th>max_p99_ms</th><td>500</td></tr>'
+        "<tr><th>steps</th><td>20, 50, 100</td></tr></tbody></table>"
+    )
+    assert readable(["Romance", "Drama"]) == "Romance, Drama"
+    assert readable(1376313) == "1,376,313"
+    assert readable(0.12345) == "0.1235"
+    assert readable(0.00004) == "4e-05"  # small, but not zero
+    assert readable(0.0) == "0"
+    assert readable(None) == readable([]) == "-"
+    assert readable(True) == "yes"
+    assert "<th>a</th><th>b</th>" in readable([{"a": 1}, {"b": "x"}])
