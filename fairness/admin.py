@@ -10,6 +10,7 @@ from catalog.demographics import DIMENSIONS
 from core.admin_kit import ReadOnlyAdmin, admin_link
 from fairness import selectors
 from fairness.models import FairnessReport, FeedbackWindow, ServedFairnessReport
+from fairness.services import FLAGGED
 from recommender.models import ModelVersion
 
 
@@ -53,7 +54,7 @@ class FairnessReportAdmin(ByDimensionAdmin):
         return {
             "rows": selectors.quality_rows(report, dimension),
             "disparities": selectors.disparity_rows(report, dimension),
-            "basis": selectors.flag_basis(report.figures["quality"], flagged=("ndcg@10", "rmse")),
+            "basis": selectors.flag_basis(report.figures["quality"], flagged=FLAGGED),
             "charts": selectors.fairness_charts(report, dimension),
             "diversity": report.figures["diversity"],
             "overall": report.figures["quality"]["overall"],
