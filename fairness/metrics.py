@@ -289,26 +289,29 @@ def _bootstrap(
         name: tuple(np.asarray(part, np.float64) for part in metric.parts(truth[rows], estimate[rows]))
         for name, metric in functions.items()
     }
+
+    def figures(name: str, weights: np.ndarray | float) -> tuple[np.ndarray, Any]:
+        """Each group's figure and everyone's, with each row counted ``weights`` times."""
+        numerator, denominator = parts[name]
+        top = np.bincount(codes, weights=weights * numerator, minlength=count)
+        bottom = np.bincount(codes, weights=weights * denominator, minlength=count)
+        finish = functions[name].finish
+        return (
+            finish(np.where(bottom > 0, top / bottom, np.nan)),
+            finish(top.sum() / bottom.sum()) if bottom.sum() > 0 else np.nan,
+        )
+
     per_group = {name: np.full((n_boot, count), np.nan) for name in functions}
     everyone = {name: np.full(n_boot, np.nan) for name in functions}
+    centres = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for resample in range(n_boot):
             weights = np.bincount(rng.integers(0, len(rows), len(rows)), minlength=len(rows)).astype(np.float64)
-            for name, (numerator, denominator) in parts.items():
-                top = np.bincount(codes, weights=weights * numerator, minlength=count)
-                bottom = np.bincount(codes, weights=weights * denominator, minlength=count)
-                finish = functions[name].finish
-                per_group[name][resample] = finish(np.where(bottom > 0, top / bottom, np.nan))
-                everyone[name][resample] = finish(top.sum() / bottom.sum()) if bottom.sum() > 0 else np.nan
-        centres = {}
-        for name, (numerator, denominator) in parts.items():
-            top = np.bincount(codes, weights=numerator, minlength=count)
-            bottom = np.bincount(codes, weights=denominator, minlength=count)
-            finish = functions[name].finish
-            centres[name] = np.append(
-                finish(np.where(bottom > 0, top / bottom, np.nan)),
-                finish(top.sum() / bottom.sum()) if bottom.sum() > 0 else np.nan,
-            )
+            for name in functions:
+                per_group[name][resample], everyone[name][resample] = figures(name, weights)
+        for name in functions:
+            groups, overall = figures(name, 1.0)
+            centres[name] = np.append(groups, overall)
     return {name: (per_group[name], everyone[name], centres[name]) for name in functions}
 
 
