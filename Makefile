@@ -7,6 +7,8 @@ DEMO_SEED ?= 42
 DEMO_VIEWERS ?= 600
 DEMO_MOVIES ?= 800
 DEMO_SESSIONS ?= 25
+# Requests per second the simulated platform plays against the running demo (0: it does not).
+DEMO_PLAY_RATE ?= 2
 MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
@@ -29,9 +31,13 @@ demo: venv
 	@echo "recsite is at http://127.0.0.1:$(DEMO_PORT)/admin/ (Ctrl-C stops it)"
 	@# The django-q2 cluster runs the schedules beside the web server; both stop together.
 	@# Notification e-mails go to var/mail/ (a file each): the log keeps their one-line record.
+	@# While it serves, the simulated platform goes on playing against it (manage.py play): its
+	@# viewers ask for lists, watch and rate by their tastes, so the trends reach the present.
 	trap 'kill 0' EXIT; export EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend; \
 		$(PY) manage.py qcluster & \
-		PORT=$(DEMO_PORT) ACCESS_LOG=- .venv/bin/gunicorn recsite.wsgi
+		$(if $(filter 0,$(DEMO_PLAY_RATE)),,$(PY) manage.py play --wait 120 --url http://127.0.0.1:$(DEMO_PORT) \
+			--seed $(DEMO_SEED) --viewers $(DEMO_VIEWERS) --movies $(DEMO_MOVIES) --rate $(DEMO_PLAY_RATE) &) \
+		PORT=$(DEMO_PORT) .venv/bin/gunicorn recsite.wsgi
 
 services:
 	@scripts/services.sh start

@@ -36,8 +36,6 @@ from stream.sources import IterableSource
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 LIST_LENGTH = 20
-ACTIVE_SHARE = 0.7  # of viewers who watch something from their list on a day
-CHOICE_SHARPNESS = 3.0
 RELEVANT = 20  # a viewer's relevant movies: the best this many by hidden taste, not yet watched
 
 
@@ -96,12 +94,12 @@ def loop_run(*, settings: LoopSettings, directory: Path) -> list[dict[str, Any]]
                     latency_ms=1.0, served_at=moment, host="simulate_loop",
                 )
             )  # fmt: skip
-            choice, from_list = _choose(world, index, listed, rng)
+            choice, from_list = world.choose(index, listed, rng)
             if choice is None:
                 continue
             watched[index].add(choice)
             followed += from_list
-            lines += _watch_lines(world, index, choice, moment, rng)
+            lines += [line for _, line in world.watch_lines(index, choice, moment, rng)]
         Recommendation.objects.bulk_create(rows)
         stream_ingest_batch(lines=lines, source="simulate_loop")
         days.append(
@@ -131,39 +129,6 @@ def _watched_so_far(world: World) -> list[tuple[int, int]]:
         for viewer, slug in Watch.objects.values_list("viewer_id", "movie__slug")
         if viewer in index_of_viewer and slug in index_of_movie
     ]
-
-
-def _choose(world: World, viewer: int, listed: list[int], rng: random.Random) -> tuple[int | None, bool]:
-    """What an active viewer watches today, and whether it came from the list: the listed movie
-    their taste picks, taken with a probability that grows with how much they like it, else a
-    movie of their own finding (taste and popularity, over the whole catalogue)."""
-    if rng.random() > ACTIVE_SHARE:
-        return None, False
-    if listed:
-        weights = [math.exp(CHOICE_SHARPNESS * float(world.affinity[viewer, movie])) for movie in listed]
-        pick = rng.choices(listed, weights=weights)[0]
-        if rng.random() < 1 / (1 + math.exp(-2 * float(world.affinity[viewer, pick]))):
-            return pick, True
-    appeal = np.exp(CHOICE_SHARPNESS * world.affinity[viewer] + world.popularity)
-    return int(rng.choices(range(len(world.movies)), weights=appeal.tolist())[0]), False
-
-
-def _watch_lines(world: World, viewer: int, movie: int, at: datetime, rng: random.Random) -> list[bytes]:
-    """The minutes watched (more for a movie the viewer likes) and, sometimes, a rating."""
-    sim_viewer, sim_movie = world.viewers[viewer], world.movies[movie]
-    liking = 1 / (1 + math.exp(-float(world.affinity[viewer, movie])))
-    minutes = max(3, round(sim_movie.runtime * liking * rng.uniform(0.5, 1.0)))
-    lines = [
-        f"{(at + timedelta(minutes=m)).strftime('%Y-%m-%dT%H:%M:%S')},{sim_viewer.id},"
-        f"GET /data/m/{sim_movie.slug}/{m}.mpg".encode()
-        for m in range(minutes)
-    ]
-    if rng.random() < 0.6:
-        stamp = (at + timedelta(minutes=minutes + 1)).strftime("%Y-%m-%dT%H:%M:%S")
-        lines.append(
-            f"{stamp},{sim_viewer.id},GET /rate/{sim_movie.slug}={world.rating_for(viewer, movie, rng)}".encode()
-        )
-    return lines
 
 
 def _figures(

@@ -14,6 +14,7 @@ server would, so the log has the same shape with or without a running service).
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ LATENT_DIMENSIONS = 8
 # How strongly taste, against popularity, decides what a viewer picks. At 3 a ranker trained on
 # the stream beats the popularity list by about half again (NDCG@10), as on real data.
 CHOICE_SHARPNESS = 3.0
+ACTIVE_SHARE = 0.7  # of viewers shown a list who then watch something (from it or not)
+RATING_SHARE = 0.6  # of viewings that end with a rating, when a viewer chooses after a list
 AGE_GROUPS = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 64))
 
 
@@ -166,6 +169,42 @@ class World:
                 score = self.rating_for(session.viewer, session.movie, rng)
                 yield f"{_stamp(at, rng)},{viewer.id},GET /rate/{movie.slug}={score}".encode()
 
+    def choose(self, viewer: int, listed: list[int], rng: random.Random) -> tuple[int | None, bool]:
+        """What a viewer (an index) watches after being shown ``listed`` (movie indexes), and
+        whether it came from the list: None for a viewer who watches nothing now; else the
+        listed movie their taste picks, taken with a probability that grows with how much they
+        like it, or failing that a movie of their own finding (taste and popularity, over the
+        whole catalogue)."""
+        if rng.random() > ACTIVE_SHARE:
+            return None, False
+        if listed:
+            weights = [math.exp(CHOICE_SHARPNESS * float(self.affinity[viewer, movie])) for movie in listed]
+            pick = rng.choices(listed, weights=weights)[0]
+            if rng.random() < 1 / (1 + math.exp(-2 * float(self.affinity[viewer, pick]))):
+                return pick, True
+        appeal = np.exp(CHOICE_SHARPNESS * self.affinity[viewer] + self.popularity)
+        return int(rng.choices(range(len(self.movies)), weights=appeal.tolist())[0]), False
+
+    def watch_lines(
+        self, viewer: int, movie: int, at: datetime, rng: random.Random, *, minute: timedelta = timedelta(minutes=1)
+    ) -> list[tuple[datetime, bytes]]:
+        """The lines of one viewing, each with its time: a line per minute watched (more minutes
+        for a movie the viewer likes) from ``at`` and, sometimes, a rating after the last.
+        ``minute`` is how long a watched minute lasts on the clock: a live player plays the
+        platform faster than real time."""
+        sim_viewer, sim_movie = self.viewers[viewer], self.movies[movie]
+        liking = 1 / (1 + math.exp(-float(self.affinity[viewer, movie])))
+        minutes = max(3, round(sim_movie.runtime * liking * rng.uniform(0.5, 1.0)))
+        lines = []
+        for m in range(minutes):
+            stamp = at + m * minute
+            lines.append((stamp, f"{_second(stamp)},{sim_viewer.id},GET /data/m/{sim_movie.slug}/{m}.mpg".encode()))
+        if rng.random() < RATING_SHARE:
+            stamp = at + (minutes + 1) * minute
+            score = self.rating_for(viewer, movie, rng)
+            lines.append((stamp, f"{_second(stamp)},{sim_viewer.id},GET /rate/{sim_movie.slug}={score}".encode()))
+        return lines
+
     def write_metadata(self, directory: Path) -> None:
         """Write the world's viewers and movies in the MovieLens-100K layout (``u.user``,
         ``u.item``, ``u.genre``), which ``import_movielens`` reads."""
@@ -270,6 +309,10 @@ def _generate_viewers(rng: np.random.Generator, count: int) -> tuple[list[SimVie
         tastes[v, index["Romance"]] += -0.2 if gender == "M" else 0.5
         viewers.append(SimViewer(int(ids[v]), age, gender, occupation))
     return viewers, tastes
+
+
+def _second(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _stamp(at: datetime, rng: random.Random) -> str:

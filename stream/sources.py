@@ -93,6 +93,36 @@ class IterableSource:
         pass
 
 
+class BatchSource:
+    """Batches as a producer hands them over (the live player): each is stored as it comes,
+    however small, rather than waiting to fill ``batch_size``; a longer one is split."""
+
+    def __init__(self, batches: Iterable[list[bytes]], *, name: str) -> None:
+        self.name = name
+        self.total: int | None = None
+        self.done = 0
+        self._batches = iter(batches)
+
+    def batches(
+        self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
+    ) -> Iterator[list[bytes]]:
+        budget = LineBudget(max_lines)
+        for handed in self._batches:
+            for first in range(0, len(handed), batch_size):
+                if budget.exhausted:
+                    return
+                batch = handed[first : first + budget.batch_size(batch_size)]
+                self.done += len(batch)
+                budget.spend(len(batch))
+                yield batch
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class FileSource:
     """A log file, one event per line; ``-`` reads standard input.
 
@@ -106,6 +136,7 @@ class FileSource:
     def __init__(self, path: str, *, max_line_bytes: int | None = None) -> None:
         self.name = f"file:{path}"
         self.done = 0
+        self.cut = 0  # lines longer than the bound, cut to be rejected unread
         self._max_line_bytes = max_line_bytes
         if path == "-":
             self._file: BinaryIO = sys.stdin.buffer
@@ -135,7 +166,9 @@ class FileSource:
             self.done += len(line)
             if len(line) == limit and not line.endswith(b"\n"):
                 skipped = self._skip_rest_of_line()
-                logger.warning(
+                self.cut += 1
+                # Rejected and counted like any bad line; the log says so once, at close().
+                logger.debug(
                     "a line of %s bytes was cut to %s to be rejected unread", f"{len(line) + skipped:,}", limit
                 )
             yield line
@@ -153,6 +186,12 @@ class FileSource:
         pass
 
     def close(self) -> None:
+        if self.cut:
+            logger.warning(
+                "%s lines longer than %s bytes were cut to be rejected unread (too_long)",
+                f"{self.cut:,}",
+                f"{self._max_line_bytes or int(settings.STREAM_MAX_LINE_BYTES):,}",
+            )
         if self._file is not sys.stdin.buffer:
             self._file.close()
 

@@ -317,6 +317,20 @@ def test_a_huge_line_is_rejected_without_being_read_whole(tmp_path, settings):
     assert source.done == path.stat().st_size
 
 
+def test_lines_cut_for_length_are_logged_once_when_the_file_is_closed_not_one_warning_each(tmp_path, settings, caplog):
+    settings.STREAM_MAX_LINE_BYTES = 1024
+    path = tmp_path / "long.log"
+    path.write_bytes(b"".join(b"2023-10-01T12:00:00,5,GET /rate/" + b"x" * 5000 + b"=4\n" for _ in range(7)))
+    source = FileSource(str(path))
+    with caplog.at_level("WARNING", logger="stream.sources"):
+        assert sum(len(batch) for batch in source.batches(batch_size=3)) == 7
+        assert caplog.records == []
+        source.close()
+    assert [record.getMessage() for record in caplog.records] == [
+        "7 lines longer than 1,024 bytes were cut to be rejected unread (too_long)"
+    ]
+
+
 @pytest.mark.django_db
 def test_a_run_whose_consumer_died_is_shown_abandoned_with_what_it_stored(dead_pid):
     import socket
