@@ -194,6 +194,7 @@ class ConsoleReleaseAdmin(ReleaseAdmin):
                 follow_required=bool(release.thresholds.get("follow_required_on_last_step")),
                 charts=selectors.release_charts(release),
                 decisions=selectors.release_decisions(release),
+                live=selectors.live_state(release_id=release.pk),
             )
         return super().change_view(request, object_id, form_url, context)
 

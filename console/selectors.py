@@ -6,6 +6,8 @@ Each chart's data is a ``core.charts.Chart``, built from aggregates the database
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -87,6 +89,43 @@ def serving_now(now: datetime | None = None) -> ServingNow:
         last_check=last_check,
         checks=check_rows(last_check) if last_check is not None and release is not None else [],
     )
+
+
+def live_state(*, release_id: int | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """What a live page polls for: what serves, where the release (the one shown, or the one
+    that matters now) stands, its last check and decision, and the answers of the last minute.
+    ``changed`` is a fingerprint of everything but the answers: a page reloads when it moves."""
+    now = now or timezone.now()
+    slots = dict(ModelVersion.objects.filter(serving_slot__isnull=False).values_list("serving_slot", "version"))
+    releases = Release.objects.all()
+    release = (
+        releases.filter(pk=release_id).first()
+        if release_id is not None
+        else releases.filter(state__in=Release.ACTIVE_STATES).first() or releases.first()
+    )
+    shown: dict[str, Any] | None = None
+    if release is not None:
+        last_check = release.analysis_runs.values_list("pk", "verdict").first()
+        last_event = release.events.order_by("-at", "-id").values_list("pk", flat=True).first()
+        shown = {
+            "id": release.pk,
+            "state": release.state,
+            "step": release.step_index + 1,
+            "steps": len(release.steps),
+            "weight": release.weight,
+            "last_check": last_check[0] if last_check else None,
+            "last_verdict": last_check[1] if last_check else None,
+            "last_decision": last_event,
+        }
+    state = {"stable": slots.get("stable"), "canary": slots.get("canary"), "release": shown}
+    answers = Recommendation.objects.filter(served_at__gte=now - timedelta(minutes=1), served_at__lt=now)
+    return {
+        **state,
+        "changed": hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16],
+        "answers_last_minute": answers.count(),
+        "at": now.isoformat(timespec="seconds"),
+        "poll_seconds": settings.CONSOLE_LIVE_SECONDS,
+    }
 
 
 def check_rows(run: AnalysisRun) -> list[MetricCheck]:

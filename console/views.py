@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -42,6 +42,8 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
     shown = {block for block, permission in OVERVIEW_PERMISSIONS.items() if request.user.has_perm(permission)}
     serving = selectors.serving_now(now) if shown & {"versions", "release"} else None
     context: dict[str, Any] = {"shown": shown, "serving": serving, "traffic_hours": OVERVIEW_HOURS}
+    if {"versions", "release"} <= shown:
+        context["live"] = selectors.live_state(now=now)
     if serving is not None and "fairness" in shown:
         context["fairness"] = selectors.fairness_of_serving(serving)
     if "served_fairness" in shown:
@@ -58,6 +60,17 @@ def overview_context(request: HttpRequest) -> dict[str, Any]:
     if "artifact_faults" in shown:
         context["artifact_faults"] = selectors.artifact_faults_recent(now=now)
     return context
+
+
+def live(request: HttpRequest) -> JsonResponse:
+    """What the overview and the release page poll (console/live.js): they reload when
+    ``changed`` moves. ``?release=<id>`` follows that release rather than the current one."""
+    if not (request.user.has_perm("recommender.view_modelversion") and request.user.has_perm("releases.view_release")):
+        raise PermissionDenied
+    raw = request.GET.get("release", "")
+    if raw and not raw.isdigit():
+        return JsonResponse({"error": f"release must be a release's id, not {raw[:40]!r}"}, status=400)
+    return JsonResponse(selectors.live_state(release_id=int(raw) if raw else None))
 
 
 class CompareForm(forms.Form):

@@ -330,6 +330,9 @@ RELEASE_MIN_STEP_SECONDS = env_int("RELEASE_MIN_STEP_SECONDS", 1800, minimum=0)
 # before it can promote; off, a canary may be promoted on latency and success alone, and the
 # release page says so.
 RELEASE_FOLLOW_REQUIRED = env_bool("RELEASE_FOLLOW_REQUIRED", False)
+# How often the overview and a release's page look for a change (a promotion, a step, a check)
+# and reload to show it.
+CONSOLE_LIVE_SECONDS = env_int("CONSOLE_LIVE_SECONDS", 10, minimum=2, maximum=3600)
 # RELEASE_MODE=nginx: where the upstreams file goes, how to reload NGINX, the pools' servers.
 NGINX_UPSTREAMS_PATH = env_str("NGINX_UPSTREAMS_PATH", "")
 NGINX_RELOAD_COMMAND = env_str("NGINX_RELOAD_COMMAND", "nginx -s reload")

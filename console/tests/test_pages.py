@@ -397,3 +397,41 @@ def test_a_movie_links_to_the_answers_that_listed_it_and_a_snapshot_to_its_versi
     assert answers.context["cl"].result_count >= 140  # every answer to viewer 13 listed it
     assert reverse("admin:recommender_modelversion_change", args=[released.candidate.pk]) in snapshot_page
     assert f"v{released.candidate.version} (canary)" in snapshot_page
+
+
+def test_the_live_state_moves_when_the_release_steps_and_not_when_answers_arrive(ops, released):
+    from releases.services import release_pause
+
+    url = reverse("admin:console_live")
+    first = ops.get(url).json()
+    assert first["release"]["id"] == released.pk
+    assert first["release"]["state"] == "canary"
+    assert first["stable"] is not None
+    assert first["canary"] == released.candidate.version
+    serve("stable", released.stable, count=5)
+    again = ops.get(url).json()
+    assert again["changed"] == first["changed"]
+    assert again["answers_last_minute"] == first["answers_last_minute"] + 5
+    release_pause(release=released, actor="ops", reason="checking a dashboard")
+    paused = ops.get(f"{url}?release={released.pk}").json()
+    assert paused["release"]["state"] == "paused"
+    assert paused["changed"] != first["changed"]
+
+
+def test_the_live_state_refuses_a_bad_release_id_and_anyone_who_may_not_see_releases(
+    ops, released, client, django_user_model
+):
+    response = ops.get(reverse("admin:console_live") + "?release=abc")
+    assert response.status_code == 400
+    assert "release must be" in response.json()["error"]
+    ops.logout()
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("admin:console_live")).status_code == 403
+
+
+def test_the_overview_and_the_release_page_carry_the_live_line(ops, released):
+    for path in (reverse("admin:index"), reverse("admin:releases_release_change", args=[released.pk])):
+        text = ops.get(path).content.decode()
+        assert 'id="live-status"' in text, path
+        assert "data-live-changed=" in text, path
