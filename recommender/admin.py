@@ -123,7 +123,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="code")
     def revision(self, version: ModelVersion) -> str:
-        return version.code_revision[:12] + ("+dirty" if version.code_revision.endswith("+dirty") else "")
+        return version.code_revision[:8] + ("+dirty" if version.code_revision.endswith("+dirty") else "")
 
     @admin.display(description="gate")
     def pretty_gate(self, version: ModelVersion) -> str:
@@ -174,7 +174,7 @@ class DataSnapshotAdmin(ReadOnlyAdmin):
         "movie_count",
         "window_end",
         "model_count",
-        "dvc_md5",
+        "dvc_short",
     ]
     list_filter = ["status"]
     search_fields = ["content_hash", "dvc_md5"]
@@ -195,7 +195,12 @@ class DataSnapshotAdmin(ReadOnlyAdmin):
 
     @admin.display(ordering="content_hash", description="content hash")
     def short_hash(self, snapshot: DataSnapshot) -> str:
-        return snapshot.content_hash[:16]
+        return snapshot.content_hash[:12]
+
+    @admin.display(ordering="dvc_md5", description="DVC md5")
+    def dvc_short(self, snapshot: DataSnapshot) -> str:
+        # The whole hash is on the snapshot's page; twelve characters tell snapshots apart here.
+        return snapshot.dvc_md5[:12] + (".dir" if snapshot.dvc_md5.endswith(".dir") else "")
 
     @admin.display(ordering="model_count", description="models trained")
     def model_count(self, snapshot: WithAnnotations[DataSnapshot, _SnapshotCounts]) -> int:

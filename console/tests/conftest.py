@@ -1,13 +1,19 @@
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from catalog.models import Viewer
 from provenance.models import Recommendation
 from recommender.models import ModelVersion
 from recommender.services import model_train
 from releases.services import release_evaluate, release_start
+
+# Debian's Chromium, installed by scripts/services.sh; Playwright's own browser download needs the internet.
+CHROMIUM = "/usr/bin/chromium"
 
 
 def serve(pool, version, *, count, viewer=1, items="a+1", latency_ms=5.0, status=200, at=None):
@@ -47,3 +53,27 @@ def released(trained_version, watched_world, settings):
     release_evaluate(release=release, now=now + timedelta(seconds=2))
     release.refresh_from_db()
     return release
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator[Browser]:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between page actions are synchronous and safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, django_user_model) -> Iterator[Page]:
+    django_user_model.objects.create_superuser("ops", "ops@example.org", "a-password-for-tests")
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{live_server.url}{reverse('admin:login')}")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "a-password-for-tests")
+    page.click("input[type=submit]")
+    expect(page.locator("#tile-stable")).to_be_visible()
+    yield page
+    page.close()

@@ -1,46 +1,20 @@
 """The console in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium,
 installed by scripts/services.sh; Playwright's own browser download needs the internet)."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from fairness.feedback import feedback_windows_compute
 from fairness.served import served_report_create
 from fairness.services import fairness_report_create
 from provenance.models import Recommendation
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
-
-
-@pytest.fixture
-def browser(monkeypatch) -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between page actions are synchronous and safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server, django_user_model) -> Iterator[Page]:
-    django_user_model.objects.create_superuser("ops", "ops@example.org", "a-password-for-tests")
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    page.goto(f"{live_server.url}{reverse('admin:login')}")
-    page.fill("#id_username", "ops")
-    page.fill("#id_password", "a-password-for-tests")
-    page.click("input[type=submit]")
-    expect(page.locator("#tile-stable")).to_be_visible()
-    yield page
-    page.close()
 
 
 def _charts_drawn(page: Page) -> list[tuple[str, bool]]:
