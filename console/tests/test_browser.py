@@ -1,6 +1,7 @@
 """The console in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium,
 installed by scripts/services.sh; Playwright's own browser download needs the internet)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -132,3 +133,18 @@ def test_a_console_table_sorts_by_a_column_both_ways(page, live_server, released
     expect(viewers).to_have_attribute("aria-sort", "descending")
     assert column() == sorted(natural, reverse=True)
     assert len(set(natural)) > 1  # there was an order to change
+
+
+def test_the_release_page_reloads_itself_when_the_release_moves(page, live_server, released, settings):
+    from releases.services import release_pause
+
+    settings.CONSOLE_LIVE_SECONDS = 2
+    page.goto(f"{live_server.url}{reverse('admin:releases_release_change', args=[released.pk])}")
+    status = page.locator("#live-status")
+    expect(status).to_have_attribute("data-live-polled", re.compile(r"^[1-9]"))
+    expect(status).to_contain_text("answers in the last minute")
+    release_pause(release=released, actor="ops", reason="a decision taken elsewhere")
+
+    # No one pressed anything on this page: it saw the change and reloaded to show it.
+    expect(page.locator("#content .module h2").first).to_contain_text("paused", timeout=10_000)
+    expect(page.locator("#decisions")).to_contain_text("a decision taken elsewhere")
