@@ -90,7 +90,8 @@ def loop_run(*, settings: LoopSettings, directory: Path) -> list[dict[str, Any]]
             rows.append(
                 Recommendation(
                     request_id=request_id, viewer_id=viewer.id, model_version=version, pool="stable",
-                    strategy=answer.strategy, items=",".join(answer.items), explored=",".join(answer.explored),
+                    strategy=answer.strategy, degraded=answer.degraded, items=",".join(answer.items),
+                    explored=",".join(answer.explored),
                     latency_ms=1.0, served_at=moment, host="simulate_loop",
                 )
             )  # fmt: skip

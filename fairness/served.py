@@ -91,6 +91,9 @@ def served_report_create(
         "followed": round(float(followed.mean()), 5),
         "versions": _versions(answers),
         "strategies": _counts(answers.strategies),
+        "degraded": Recommendation.objects.filter(
+            served_at__gte=start, served_at__lt=end, status=200, degraded=True
+        ).count(),
         "exposure": _exposure(answers, catalogue),
     }
     sections = {
@@ -234,7 +237,7 @@ class _Served:
             answered=np.bincount(viewer_of, minlength=len(viewers)).astype(np.float64),
             places=places,
             explored=(answers.explored & valid).sum(axis=1),
-            cold=np.char.startswith(answers.strategies.astype(str), "cold"),
+            cold=answers.strategies == Recommendation.Strategy.COLD_START,
             popularity=np.where(places > 0, shown / np.maximum(places, 1), np.nan),
             diversity=diversity,
         )

@@ -41,17 +41,14 @@ class StrategyFilter(admin.SimpleListFilter):
 
     title = "strategy"
     parameter_name = "strategy"
-    strategies = ("personalized", "history", "cold-start")
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
-        return [(name, name) for name in self.strategies] + [("degraded", "any, without the database")]
+        return list(Recommendation.Strategy.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Recommendation]) -> QuerySet[Recommendation]:
         value = self.value()
-        if value == "degraded":
-            return queryset.filter(strategy__endswith="-degraded")
-        if value in self.strategies:
-            return queryset.filter(strategy__in=[value, f"{value}-degraded"])
+        if value in Recommendation.Strategy.values:
+            return queryset.filter(strategy=value)
         return queryset
 
 
@@ -76,10 +73,11 @@ class RecommendationAdmin(ReadOnlyAdmin):
         "snapshot_link",
         "pool",
         "strategy",
+        "degraded",
         "latency_ms",
         "first_items",
     ]
-    list_filter = [ServedWithinFilter, "pool", StrategyFilter, LatencyFilter, VersionFilter]
+    list_filter = [ServedWithinFilter, "pool", StrategyFilter, "degraded", LatencyFilter, VersionFilter]
     list_select_related = ["model_version__snapshot"]
     search_fields = ["=request_id"]
     search_help_text = "a viewer id (exact), a movie id such as the+matrix+1999 (exact), or a request id"

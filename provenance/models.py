@@ -21,6 +21,12 @@ class Recommendation(models.Model):
         STABLE = "stable"
         CANARY = "canary"
 
+    class Strategy(models.TextChoices):
+        PERSONALIZED = "personalized"
+        HISTORY = "history", "history (scored now)"
+        COLD_START = "cold-start"
+        FAILED = "failed", "failed (no list)"
+
     request_id = models.CharField(max_length=64, unique=True, help_text="made by recsite for this answer")
     caller_request_id = models.CharField(
         max_length=64, blank=True, help_text="the X-Request-Id the caller sent, if any (not unique)"
@@ -30,8 +36,11 @@ class Recommendation(models.Model):
         "recommender.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="recommendations"
     )
     pool = models.CharField(max_length=8, choices=Pool.choices)
-    strategy = models.CharField(
-        max_length=32, help_text="personalized, history (scored now) or cold-start; -degraded without the database"
+    strategy = models.CharField(max_length=32, choices=Strategy.choices, help_text="how the list was made")
+    degraded = models.BooleanField(
+        default=False,
+        help_text="answered without the database (the viewer's history as at training) or by an older version "
+        "standing in for a damaged artifact",
     )
     items = models.TextField(help_text="movie ids in the order served, comma-separated")
     explored = models.TextField(

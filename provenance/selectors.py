@@ -35,7 +35,7 @@ class ServedAnswers:
     served_at: np.ndarray  # Unix seconds
     items: np.ndarray  # answers x slots: Movie pk in the order served, -1 for an empty slot or an unknown id
     explored: np.ndarray  # answers x slots: placed by exploration
-    strategies: np.ndarray  # personalized, history, cold-start (with -degraded)
+    strategies: np.ndarray  # Recommendation.Strategy values
     versions: np.ndarray  # ModelVersion pk, 0 for none
 
     def __len__(self) -> int:

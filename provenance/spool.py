@@ -53,6 +53,7 @@ _FIELDS = (
     "model_version_id",
     "pool",
     "strategy",
+    "degraded",
     "items",
     "explored",
     "status",
@@ -77,6 +78,9 @@ def row_to_line(row: Recommendation) -> bytes:
 def line_to_row(line: bytes) -> Recommendation:
     values = json.loads(line)
     values["served_at"] = datetime.fromisoformat(values["served_at"])
+    # A spool written before the flag was a column carries it as the strategy's suffix.
+    if values["strategy"].endswith("-degraded"):
+        values["strategy"], values["degraded"] = values["strategy"].removesuffix("-degraded"), True
     return Recommendation(**values)
 
 

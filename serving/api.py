@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
@@ -25,9 +24,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.identifiers import MAX_VIEWER_ID
-from core.logcontext import current_caller_request_id, current_request_id
+from core.logcontext import current_request_id
 from provenance.models import Recommendation
-from provenance.recorder import recorder
+from provenance.services import recommendation_record
 from serving.router import router
 from serving.services import recommendation_answer
 from serving.store import ServingModel
@@ -159,7 +158,7 @@ class RecommendView(APIView):
             logger.exception("could not answer viewer %s", viewer_id)
             detail = f"internal error answering viewer {viewer_id} (request {request_id})"
             response = self._finish(Response({"detail": detail}, status=500), started, pool, model)
-            self._record(request_id, viewer_id, pool, model, "failed", [], 500, started)
+            self._record(request_id, viewer_id, pool, model, Recommendation.Strategy.FAILED, [], 500, started)
             return response
         if settings.SERVING_FAULT_DELAY_MS:  # test-only: a slow pool for the canary analysis to catch
             time.sleep(settings.SERVING_FAULT_DELAY_MS / 1000)
@@ -173,8 +172,10 @@ class RecommendView(APIView):
         }
         response = self._finish(Response(body), started, pool, model)
         if request.method == "GET":  # a HEAD request's body is never seen: nothing was served
-            strategy = answer.strategy + ("-degraded" if answer.degraded else "")
-            self._record(request_id, viewer_id, pool, model, strategy, answer.items, 200, started, answer.explored)
+            self._record(
+                request_id, viewer_id, pool, model, answer.strategy, answer.items, 200, started, answer.explored,
+                degraded=answer.degraded,
+            )  # fmt: skip
         return response
 
     def _record(
@@ -188,22 +189,21 @@ class RecommendView(APIView):
         status: int,
         started: float,
         explored: list[str] | None = None,
+        *,
+        degraded: bool = False,
     ) -> None:
-        recorder.record(
-            Recommendation(
-                request_id=request_id,
-                caller_request_id=current_caller_request_id(),
-                viewer_id=viewer_id,
-                model_version_id=model.version_id,
-                pool=pool,
-                strategy=strategy,
-                items=",".join(items),
-                explored=",".join(explored or []),
-                status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                served_at=timezone.now(),
-                host=HOST,
-            )
+        recommendation_record(
+            request_id=request_id,
+            viewer_id=viewer_id,
+            model_version_id=model.version_id,
+            pool=pool,
+            strategy=strategy,
+            degraded=degraded,
+            items=items,
+            explored=explored or [],
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            host=HOST,
         )
 
     def _finish(self, response: Response, started: float, pool: str, model: ServingModel | None) -> Response:

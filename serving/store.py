@@ -35,11 +35,13 @@ from django.db import DatabaseError
 from prometheus_client import Counter, Gauge
 
 from catalog.demographics import cold_start_keys
+from provenance.models import Recommendation
 from recommender.artifacts import Artifact, ArtifactError, artifact_load, artifact_verify
 from recommender.learning.ranking import Ranker
 from recommender.models import ModelVersion
 from recommender.selectors import model_version_canary, model_version_stable
 
+Strategy = Recommendation.Strategy
 logger = logging.getLogger(__name__)
 
 LOADED_VERSION = Gauge(
@@ -62,7 +64,7 @@ REMEMBERED = 3
 @dataclass
 class Answer:
     items: list[str]
-    strategy: str  # personalized | history | cold-start
+    strategy: str  # a Recommendation.Strategy
     degraded: bool = False
     explored: list[str] = field(default_factory=list)  # those of the items placed by exploration
 
@@ -108,7 +110,7 @@ class ServingModel:
 
         Only lists ranked from the viewer's own row are explored: a cold list has no ranking of
         the viewer's to draw relevance from."""
-        if slots <= 0 or answer.strategy != "personalized" or len(answer.items) <= slots:
+        if slots <= 0 or answer.strategy != Strategy.PERSONALIZED or len(answer.items) <= slots:
             return answer
         row = self.viewer_row(viewer_id)
         if row is None:
@@ -174,15 +176,15 @@ class ServingModel:
         if row is not None:
             listed = [column for column in self.artifact["top"][row].tolist() if column >= 0 and column not in exclude]
             if len(listed) >= count:
-                return Answer([self.movies[c] for c in listed[:count]], "personalized")
+                return Answer([self.movies[c] for c in listed[:count]], Strategy.PERSONALIZED)
         known = {self.movie_index[m] for m in history if m in self.movie_index}
         if row is not None:
             known |= {int(column) for column in self.seen_at_training(row)}
         if known and self.ranker.personal:
             columns = np.fromiter(sorted(known), dtype=np.int64)
             best = self.ranker.top_history(columns, count, exclude=np.fromiter(exclude, dtype=np.int64))
-            return Answer([self.movies[c] for c in best], "history")
-        return Answer(self._cold_start(demographics, exclude | known, count), "cold-start")
+            return Answer([self.movies[c] for c in best], Strategy.HISTORY)
+        return Answer(self._cold_start(demographics, exclude | known, count), Strategy.COLD_START)
 
     def _cold_start(self, demographics: tuple[int | None, str] | None, exclude: set[int], count: int) -> list[str]:
         candidates = cold_start_keys(*demographics) if demographics is not None else []

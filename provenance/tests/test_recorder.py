@@ -224,3 +224,15 @@ def test_the_writer_thread_drains_dead_workers_spools_without_a_restart(settings
         assert time.monotonic() < deadline, "the dead worker's row was not recovered"
         time.sleep(0.05)
     background.stop()
+
+
+def test_a_spool_line_from_before_the_degraded_flag_is_read_with_the_flag():
+    from provenance.spool import line_to_row
+
+    line = (
+        b'{"request_id":"r1","caller_request_id":"","viewer_id":3,"model_version_id":null,"pool":"stable",'
+        b'"strategy":"history-degraded","items":"a+1","explored":"","status":200,"latency_ms":2.0,'
+        b'"host":"h:1","served_at":"2026-12-01T10:00:00+00:00"}'
+    )
+    row = line_to_row(line)
+    assert (row.strategy, row.degraded) == ("history", True)
