@@ -202,5 +202,6 @@ class ConsoleReleaseAdmin(ReleaseAdmin):
 _replace(Viewer, ConsoleViewerAdmin)
 _replace(Movie, ConsoleMovieAdmin)
 _replace(Recommendation, ConsoleRecommendationAdmin)
-_replace(ModelVersion, ConsoleModelVersionAdmin)
+# The one registration of ModelVersion: the registry and releases define its parts.
+admin.site.register(ModelVersion, ConsoleModelVersionAdmin)
 _replace(Release, ConsoleReleaseAdmin)

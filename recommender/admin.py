@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from typing import Any, TypedDict
 
 from django import forms
@@ -10,7 +9,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
 from django_stubs_ext import WithAnnotations
 
 from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
@@ -56,8 +55,11 @@ class ServedAtForm(forms.Form):
     )
 
 
-@admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
+    """The registry's list of versions and its "which version served at" page. Registered once,
+    by the console (``console.admin``), which adds the release actions (``releases.admin``) and
+    the version's own page: gate, metrics, groups and lineage as tables."""
+
     list_display = [
         "version",
         "status",
@@ -73,8 +75,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     list_filter = [ServingFilter, "status", "ranker", "rating_algorithm"]
     list_select_related = ["snapshot"]
     inlines = [StatusChangeInline]
-    exclude = ["metrics", "group_metrics", "gate", "params"]
-    readonly_fields = ["pretty_gate", "pretty_metrics", "group_table", "pretty_params"]
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -124,42 +124,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.display(description="code")
     def revision(self, version: ModelVersion) -> str:
         return version.code_revision[:8] + ("+dirty" if version.code_revision.endswith("+dirty") else "")
-
-    @admin.display(description="gate")
-    def pretty_gate(self, version: ModelVersion) -> str:
-        return _pre(version.gate)
-
-    @admin.display(description="metrics")
-    def pretty_metrics(self, version: ModelVersion) -> str:
-        return _pre(version.metrics)
-
-    @admin.display(description="parameters")
-    def pretty_params(self, version: ModelVersion) -> str:
-        return _pre(version.params)
-
-    @admin.display(description="per demographic group")
-    def group_table(self, version: ModelVersion) -> str:
-        rows = [
-            (
-                dimension,
-                group,
-                figures.get("viewers"),
-                figures.get("ratings"),
-                figures.get("rmse"),
-                figures.get("ndcg@10"),
-            )
-            for dimension, groups in sorted(version.group_metrics.items())
-            for group, figures in sorted(groups.items())
-        ]
-        return format_html(
-            "<table><tr><th>dimension</th><th>group</th><th>viewers</th><th>ratings</th><th>RMSE</th>"
-            "<th>NDCG@10</th></tr>{}</table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
-        )
-
-
-def _pre(value: object) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
 
 
 @admin.register(DataSnapshot)

@@ -152,13 +152,10 @@ class AnalysisRunAdmin(ReadOnlyAdmin):
     list_select_related = ["release__candidate"]
 
 
-# The registry's page gains the release action here: releases sit above the registry, so the
-# registry's admin cannot know them. Django's admin replaces a registration the same way.
-admin.site.unregister(ModelVersion)
-
-
-@admin.register(ModelVersion)
 class ReleasableModelVersionAdmin(ModelVersionAdmin):
+    """The registry's version list with the release action: releases sit above the registry, so
+    the registry's admin cannot know them. Registered by the console, once."""
+
     actions = ["start_release"]
 
     @admin.action(description="Start a canary release of the selected candidate…", permissions=["release"])
