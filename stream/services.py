@@ -314,6 +314,7 @@ def stream_consume(
     now = timezone.now()
     run = IngestRun.objects.create(source=source.name, started_at=now, updated_at=now, holder=lock_holder_new())
     known = KnownIds()
+    logged = time.monotonic()
     try:
         for lines in source.batches(batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds):
             batch_id = new_id()[:12]
@@ -323,6 +324,10 @@ def stream_consume(
                 source.commit()
                 _add_to_run(run, result)
                 logger.debug("batch stored: %d lines, %d rejected", result.lines, result.rejected)
+                # By time, not by batches: a live source hands over batches of a line or two.
+                if time.monotonic() - logged >= PROGRESS_LOG_SECONDS:
+                    logged = time.monotonic()
+                    logger.info("ingested %s lines so far (%s rejected)", f"{run.lines:,}", f"{run.rejected:,}")
             stop.busy = False
             if on_batch:
                 on_batch(run, result)
@@ -345,6 +350,7 @@ def stream_consume(
     return run
 
 
+PROGRESS_LOG_SECONDS = 60.0
 # Inside the ingest container's stop grace period (60 s), with room for the batch in hand.
 FINAL_SAVE_PATIENCE_SECONDS = 40.0
 # Long enough to reconnect once after a dropped connection; a database that stays away stops
@@ -429,8 +435,6 @@ def _add_to_run(run: IngestRun, result: BatchResult) -> None:
     # Saved with every batch, so a consumer killed next leaves the counts of what it stored.
     run.updated_at = timezone.now()
     _save_run(run, patience_seconds=BATCH_SAVE_PATIENCE_SECONDS)
-    if run.batches % 20 == 0:
-        logger.info("ingested %s lines so far (%s rejected)", f"{run.lines:,}", f"{run.rejected:,}")
 
 
 def ingest_runs_abandon() -> list[IngestRun]:
