@@ -9,6 +9,9 @@ DEMO_MOVIES ?= 800
 DEMO_SESSIONS ?= 25
 # Requests per second the simulated platform plays against the running demo (0: it does not).
 DEMO_PLAY_RATE ?= 2
+# The demo's lifecycle in minutes rather than days: retraining every 10 minutes (a candidate,
+# then a canary release checked every minute), feedback-loop windows of 5 minutes.
+DEMO_PACE ?= RETRAIN_EVERY_MINUTES=10 RELEASE_CHECK_MINUTES=1 FEEDBACK_WINDOW_MINUTES=5 FEEDBACK_EVERY_MINUTES=5
 MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
@@ -25,7 +28,7 @@ demo: venv
 	$(PY) manage.py import_movielens var/data/demo-world
 	$(PY) manage.py consume_stream --source file:var/data/demo-stream.log
 	$(PY) manage.py train
-	$(PY) manage.py setup_schedules
+	$(DEMO_PACE) $(PY) manage.py setup_schedules
 	$(PY) manage.py collectstatic --no-input -v 0
 	@$(PY) manage.py ensure_admin
 	@echo "recsite is at http://127.0.0.1:$(DEMO_PORT)/admin/ (Ctrl-C stops it)"
@@ -33,7 +36,7 @@ demo: venv
 	@# Notification e-mails go to var/mail/ (a file each): the log keeps their one-line record.
 	@# While it serves, the simulated platform goes on playing against it (manage.py play): its
 	@# viewers ask for lists, watch and rate by their tastes, so the trends reach the present.
-	trap 'kill 0' EXIT; export EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend; \
+	trap 'kill 0' EXIT; export EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend $(DEMO_PACE); \
 		$(PY) manage.py qcluster & \
 		$(if $(filter 0,$(DEMO_PLAY_RATE)),,$(PY) manage.py play --wait 120 --url http://127.0.0.1:$(DEMO_PORT) \
 			--seed $(DEMO_SEED) --viewers $(DEMO_VIEWERS) --movies $(DEMO_MOVIES) --rate $(DEMO_PLAY_RATE) &) \

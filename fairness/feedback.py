@@ -32,6 +32,8 @@ PAIRS = 2000  # viewer pairs sampled per window for homogenisation
 # The daily task recomputes this many days, not the whole history: a window's echo and
 # "stopped" figures change as later windows come, but three months on they have settled.
 RECOMPUTED_DAYS = 90
+# Windows smaller than a day: the last this many (more than the console draws) are computed again.
+RECOMPUTED_WINDOWS = 200
 
 
 def feedback_windows_compute(

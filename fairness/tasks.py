@@ -17,15 +17,19 @@ def fairness_report_for_version(version_id: int) -> str:
 
 
 def feedback_windows_daily() -> str:
-    """The schedule's task: the feedback-loop figures of every whole day of the last
-    ``RECOMPUTED_DAYS``, computed again."""
+    """The schedule's task: the feedback-loop figures of every whole window
+    (``FEEDBACK_WINDOW_MINUTES``, a day unless set) of the last ``RECOMPUTED_DAYS``, or of the
+    last ``RECOMPUTED_WINDOWS`` windows when they are smaller, computed again."""
     from datetime import timedelta
 
+    from django.conf import settings
     from django.utils import timezone
 
-    from fairness.feedback import RECOMPUTED_DAYS, feedback_windows_compute
+    from fairness.feedback import RECOMPUTED_DAYS, RECOMPUTED_WINDOWS, feedback_windows_compute
 
-    windows = feedback_windows_compute(since=timezone.now() - timedelta(days=RECOMPUTED_DAYS))
+    window = timedelta(minutes=settings.FEEDBACK_WINDOW_MINUTES)
+    span = min(timedelta(days=RECOMPUTED_DAYS), window * RECOMPUTED_WINDOWS)
+    windows = feedback_windows_compute(window=window, since=timezone.now() - span)
     return f"{len(windows)} feedback windows"
 
 

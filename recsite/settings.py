@@ -260,6 +260,10 @@ TRAIN_EVALUATION_VIEWERS = env_int("TRAIN_EVALUATION_VIEWERS", 50_000, minimum=1
 CODE_REVISION = env_str("CODE_REVISION", "")
 # django-q2 keeps a schedule's minutes in a small integer (about three weeks at most).
 RETRAIN_EVERY_MINUTES = env_int("RETRAIN_EVERY_MINUTES", 2 * 24 * 60, minimum=1, maximum=32767)
+# The feedback-loop windows: their size, and how often the latest are computed again. A day
+# each in production; the demo, whose platform plays for minutes, uses minutes.
+FEEDBACK_WINDOW_MINUTES = env_int("FEEDBACK_WINDOW_MINUTES", 24 * 60, minimum=1, maximum=7 * 24 * 60)
+FEEDBACK_EVERY_MINUTES = env_int("FEEDBACK_EVERY_MINUTES", 24 * 60, minimum=1, maximum=32767)
 # The gate: an absolute RMSE bound (the seed system's), and how much worse than stable is tolerated.
 GATE_MAX_RMSE = env_float("GATE_MAX_RMSE", 1.0, minimum=0.0)
 GATE_RMSE_TOLERANCE = env_float("GATE_RMSE_TOLERANCE", 0.02, minimum=0.0)

@@ -38,6 +38,30 @@ def test_setup_schedules_applies_a_changed_interval(db, settings):
     assert Schedule.objects.get(name="retrain models").minutes == 15
 
 
+def test_a_shorter_interval_brings_the_next_run_forward(db, settings):
+    call_command("setup_schedules")  # retraining every two days: next run in two days
+    settings.RETRAIN_EVERY_MINUTES = 10
+    settings.FEEDBACK_EVERY_MINUTES = 5
+
+    call_command("setup_schedules")
+
+    soon = timezone.now() + timedelta(minutes=10, seconds=5)
+    assert Schedule.objects.get(name="retrain models").next_run < soon
+    feedback = Schedule.objects.get(name="feedback loops")
+    assert feedback.minutes == 5
+    assert feedback.next_run < soon
+
+
+def test_the_feedback_task_computes_windows_of_the_size_set(watched_world, settings):
+    from fairness.models import FeedbackWindow
+    from fairness.tasks import feedback_windows_daily
+
+    settings.FEEDBACK_WINDOW_MINUTES = 60
+    feedback_windows_daily()
+    sizes = {window.end - window.start for window in FeedbackWindow.objects.all()}
+    assert sizes == {timedelta(hours=1)}
+
+
 def test_django_q_runs_the_scheduled_retraining(watched_world):
     call_command("setup_schedules")
     Schedule.objects.update(next_run=timezone.now() - timedelta(minutes=1))

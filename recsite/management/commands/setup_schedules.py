@@ -23,7 +23,7 @@ def _schedules() -> list[dict[str, Any]]:
             "name": "feedback loops",
             "func": "fairness.tasks.feedback_windows_daily",
             "schedule_type": Schedule.MINUTES,
-            "minutes": 24 * 60,
+            "minutes": settings.FEEDBACK_EVERY_MINUTES,
         },
         {
             # Hourly, so a day is reported soon after its follow window; a done day costs a query.
@@ -53,5 +53,9 @@ class Command(BaseCommand):
             if not created:
                 for key, value in spec.items():
                     setattr(schedule, key, value)
+                # A shorter interval than before takes effect now, not after the old one's wait.
+                soonest = timezone.now() + timedelta(minutes=spec["minutes"])
+                if schedule.next_run is None or schedule.next_run > soonest:
+                    schedule.next_run = soonest
                 schedule.save()
             self.stdout.write(f"{'created' if created else 'updated'} schedule {schedule.name!r}: {schedule.func}")
