@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from catalog.demographics import DIMENSIONS
@@ -31,6 +32,23 @@ class ByDimensionAdmin(ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, context)
 
 
+class FlaggedFilter(admin.SimpleListFilter):
+    """Reports with a disparity past the bounds (a flag), or without one."""
+
+    title = "flagged"
+    parameter_name = "flagged"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [("yes", "with a flag"), ("no", "without")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.exclude(flags=[])
+        if self.value() == "no":
+            return queryset.filter(flags=[])
+        return queryset
+
+
 @admin.register(FairnessReport)
 class FairnessReportAdmin(ByDimensionAdmin):
     """A version's fairness report: per-group quality with intervals, representation, diversity
@@ -38,7 +56,7 @@ class FairnessReportAdmin(ByDimensionAdmin):
 
     list_display = ["created_at", "version_link", "flag_count", "bootstrap", "min_group_viewers", "seconds"]
     list_select_related = ["model_version"]
-    list_filter = ["model_version__version"]
+    list_filter = [FlaggedFilter, "model_version__version"]
     change_form_template = "fairness/report.html"
     fields = ["model_version", "created_at", "bootstrap", "seed", "min_group_viewers", "seconds"]
 

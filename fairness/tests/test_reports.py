@@ -122,3 +122,21 @@ def test_training_enqueues_the_report_by_name(settings, watched_world, django_ca
 
     report = FairnessReport.objects.get(model_version=version)
     assert report.figures["viewers_evaluated"] > 0
+
+
+@pytest.mark.engine  # a JSON comparison: SQLite and MariaDB store JSON differently
+def test_the_report_list_filters_reports_with_a_flag(client, django_user_model, trained_version, settings):
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.org", "pw"))
+    settings.FAIRNESS_MIN_NDCG_RATIO = 1.0
+    flagged = fairness_report_create(version=trained_version, bootstrap=0, min_group=1)
+    quiet = fairness_report_create(version=trained_version, bootstrap=0, min_group=1)
+    FairnessReport.objects.filter(pk=quiet.pk).update(flags=[])  # as a report with nothing past the bounds
+    assert flagged.flags
+    url = reverse("admin:fairness_fairnessreport_changelist")
+
+    def listed(value):
+        page = client.get(url, {"flagged": value}).content.decode()
+        return {pk for pk in (quiet.pk, flagged.pk) if f"/fairnessreport/{pk}/change/" in page}
+
+    assert listed("yes") == {flagged.pk}
+    assert listed("no") == {quiet.pk}
