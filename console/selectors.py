@@ -35,6 +35,7 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from catalog.models import Movie, Rating, Viewer, Watch
+from catalog.selectors import movie_titles
 from core.charts import Chart, Series
 from core.db import EpochSeconds
 from fairness.models import FairnessReport
@@ -610,6 +611,9 @@ def viewer_history(viewer: Viewer, *, limit: int = 200) -> ViewerHistory:
         .select_related("model_version")
         .order_by("-served_at")[: limit + 1]
     )
+    titles = movie_titles(slug for answer in answers for slug in answer.item_list[:3])
+    for answer in answers:
+        answer.first_titles = [titles.get(slug, slug) for slug in answer.item_list[:3]]  # type: ignore[attr-defined]
     return ViewerHistory(ratings, watches, answers[:limit], len(answers) > limit)
 
 

@@ -12,7 +12,7 @@ from django.urls import URLPattern, path
 from django.utils.html import format_html_join
 from django_stubs_ext import WithAnnotations
 
-from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link
+from core.admin_kit import ReadOnlyAdmin, ReadOnlyInline, admin_link, counted
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from recommender.selectors import model_version_stable_at
 
@@ -132,10 +132,10 @@ class DataSnapshotAdmin(ReadOnlyAdmin):
         "created_at",
         "short_hash",
         "status",
-        "rating_rows",
-        "interaction_rows",
-        "viewer_count",
-        "movie_count",
+        counted("rating_rows", "ratings"),
+        counted("interaction_rows", "interactions"),
+        counted("viewer_count", "viewers"),
+        counted("movie_count", "movies"),
         "window_end",
         "model_count",
         "dvc_short",

@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # intcomma, applied to counts only: a global thousands separator would print ids and years as 1,234.
+    "django.contrib.humanize",
     "django_prometheus",
     "rest_framework",
     "drf_spectacular",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from core.admin_kit import RangeFilter, ReadOnlyAdmin
+from core.admin_kit import RangeFilter, ReadOnlyAdmin, counted
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
 
 
@@ -48,11 +48,11 @@ class IngestRunAdmin(ReadOnlyAdmin):
         "started_at",
         "source",
         "status",
-        "lines",
-        "watches",
-        "ratings",
-        "recommendations",
-        "rejected",
+        counted("lines"),
+        counted("watches", "watch lines"),
+        counted("ratings"),
+        counted("recommendations"),
+        counted("rejected"),
         "rate",
     ]
     list_filter = ["status"]
