@@ -36,7 +36,7 @@ from django_q.models import OrmQ, Schedule, Task
 
 from catalog.models import Movie, Rating, Viewer, Watch
 from catalog.selectors import movie_titles
-from core.charts import Chart, Series
+from core.charts import Chart, Series, time_axis
 from core.db import EpochSeconds
 from fairness.models import FairnessReport
 from fairness.selectors import fairness_report_latest
@@ -251,6 +251,7 @@ def traffic_charts(traffic: PoolTraffic, *, prefix: str = "traffic") -> list[Cha
             [Series(pool, figures[pool]) for pool in POOLS],
             unit=unit,
             empty_hint=hint,
+            x_title=time_axis(),
         )
         for key, title, figures, unit in (
             ("requests", "Requests per minute", traffic.requests_per_minute, "requests/min"),
@@ -276,6 +277,7 @@ def ingest_chart(limit: int = 30) -> Chart:
         unit="lines/s",
         unit_y2="rejected",
         empty_hint="Nothing ingested yet: run consume_stream.",
+        x_title=time_axis("run started"),
     )
 
 
@@ -299,6 +301,7 @@ def rejections_chart() -> Chart:
         kind="bar",
         unit="lines",
         empty_hint="No line has been rejected.",
+        x_title="reason",
     )
 
 
@@ -497,7 +500,9 @@ def comparison_charts(versions: list[ModelVersion]) -> list[Chart]:
         return Series(label, [_rounded(version.metric(key), 4) for version in versions])
 
     return [
-        Chart("compare-rmse", "RMSE (lower is better)", labels, [series("rmse", "RMSE")], kind="bar"),
+        Chart(
+            "compare-rmse", "RMSE (lower is better)", labels, [series("rmse", "RMSE")], kind="bar", x_title="version"
+        ),
         Chart(
             "compare-ndcg",
             "NDCG@10 against popularity",
@@ -510,6 +515,7 @@ def comparison_charts(versions: list[ModelVersion]) -> list[Chart]:
                 ),
             ],
             kind="bar",
+            x_title="version",
         ),
         Chart(
             "compare-coverage",
@@ -517,6 +523,7 @@ def comparison_charts(versions: list[ModelVersion]) -> list[Chart]:
             labels,
             [series("coverage@20", "coverage")],
             kind="bar",
+            x_title="version",
         ),
         Chart(
             "compare-training",
@@ -525,6 +532,7 @@ def comparison_charts(versions: list[ModelVersion]) -> list[Chart]:
             [Series("seconds", [_rounded(version.training_seconds, 1) for version in versions])],
             kind="bar",
             unit="s",
+            x_title="version",
         ),
     ]
 
@@ -561,6 +569,7 @@ def release_charts(release: Release) -> list[Chart]:
             [Series(pool, figure(key, pool)) for pool in ("stable", "canary")],
             unit=unit,
             empty_hint=hint,
+            x_title=time_axis(),
         )
         for key, title, unit in (
             ("p99_ms", "p99 latency at each check", "ms"),
@@ -577,6 +586,7 @@ def release_charts(release: Release) -> list[Chart]:
             [Series("weight", [event.weight for event in events])],
             unit="% of traffic",
             empty_hint="The release has not moved yet.",
+            x_title=time_axis("decision"),
         )
     )
     return charts
@@ -638,6 +648,7 @@ def viewer_activity_chart(viewer: Viewer) -> Chart:
         ],
         kind="bar",
         empty_hint="This viewer has no ratings, watches or served lists yet.",
+        x_title=time_axis("day"),
     )
 
 

@@ -8,13 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from django.utils import timezone
+
+
+def time_axis(what: str = "time") -> str:
+    """The title of an axis of times, with their zone: the labels are local times without one."""
+    return f"{what} ({timezone.get_current_timezone_name()})"
+
 
 @dataclass(frozen=True)
 class Series:
     label: str
     values: list[float | None]
-    # A floating bar per label, [low, high] (an interval around a figure), instead of a value.
-    ranges: list[tuple[float, float] | None] | None = None
+    # An interval per value, [low, high], drawn as an error bar (a whisker with caps) on it.
+    errors: list[tuple[float, float] | None] | None = None
     axis: Literal["y", "y2"] = "y"
     kind: Literal["line", "bar"] | None = None  # the chart's own kind unless set
 
@@ -26,29 +33,29 @@ class Chart:
     labels: list[str]
     series: list[Series]
     kind: Literal["line", "bar"] = "line"
-    unit: str = ""
+    unit: str = ""  # the y axis's title
     unit_y2: str = ""
+    x_title: str = ""  # what the labels are: "group (age)", "time (UTC)"
     stacked: bool = False
     empty_hint: str = "No data yet."
     notes: list[str] = field(default_factory=list)
 
     @property
     def has_data(self) -> bool:
-        return any(
-            value is not None for series in self.series for value in (series.ranges or []) + series.values
-        ) and bool(self.labels)
+        return any(value is not None for series in self.series for value in series.values) and bool(self.labels)
 
     def config(self) -> dict[str, object]:
         """The Chart.js configuration (colours are the script's: one palette for the console)."""
         datasets: list[dict[str, object]] = []
         for series in self.series:
-            data: list[object] = list(series.ranges) if series.ranges is not None else list(series.values)
-            dataset: dict[str, object] = {"label": series.label, "data": data, "yAxisID": series.axis}
+            dataset: dict[str, object] = {"label": series.label, "data": list(series.values), "yAxisID": series.axis}
+            if series.errors is not None:
+                dataset["errorBars"] = [list(bounds) if bounds is not None else None for bounds in series.errors]
             if series.kind:
                 dataset["type"] = series.kind
             datasets.append(dataset)
         scales: dict[str, object] = {
-            "x": {"stacked": self.stacked},
+            "x": {"stacked": self.stacked, "title": {"display": bool(self.x_title), "text": self.x_title}},
             "y": {
                 "stacked": self.stacked,
                 "beginAtZero": True,

@@ -8,7 +8,7 @@ from typing import Any
 
 from catalog.demographics import DIMENSIONS, group_order
 from catalog.models import Watch
-from core.charts import Chart, Series
+from core.charts import Chart, Series, time_axis
 from fairness import metrics
 from fairness.models import FairnessReport, FeedbackWindow, ServedFairnessReport
 from recommender.models import ModelVersion
@@ -82,7 +82,7 @@ def fairness_charts(report: FairnessReport, dimension: str) -> list[Chart]:
     labels = [f"{row['group']}{' (small)' if row['small'] else ''}" for row in rows]
     note = _interval_note(report.bootstrap, report.min_group_viewers)
     charts = [
-        _with_intervals(f"fairness-{key}", title, label, labels, [row[key] for row in rows], note)
+        _with_intervals(f"fairness-{key}", title, label, labels, [row[key] for row in rows], note, dimension=dimension)
         for key, title, label in (("ndcg", "NDCG@10 per group", "NDCG@10"), ("rmse", "RMSE per group", "RMSE"))
     ]
     charts.append(
@@ -92,25 +92,38 @@ def fairness_charts(report: FairnessReport, dimension: str) -> list[Chart]:
             [row["group"] for row in rows],
             [Series(what, [row["share"].get(what) for row in rows]) for what in ("viewers", "ratings", "watches")],
             kind="bar",
+            x_title=_group_axis(dimension),
         )
     )
     charts.append(
-        _entropy_chart("fairness-diversity", [row["group"] for row in rows], [row["diversity"] for row in rows])
+        _entropy_chart(
+            "fairness-diversity",
+            [row["group"] for row in rows],
+            [row["diversity"] for row in rows],
+            dimension=dimension,
+        )
     )
     return charts
 
 
 def _interval_note(bootstrap: int, min_group: int) -> str:
     return (
-        f"Bars: the figure; the second bars: its bootstrap interval ({bootstrap} resamples). "
+        f"Bars: the figure; whiskers: its bootstrap interval ({bootstrap} resamples). "
         f"Groups under {min_group} viewers are marked (small) and not compared."
     )
 
 
 def _with_intervals(
-    key: str, title: str, label: str, labels: list[str], triples: list[list[float | None] | None], note: str
+    key: str,
+    title: str,
+    label: str,
+    labels: list[str],
+    triples: list[list[float | None] | None],
+    note: str,
+    *,
+    dimension: str,
 ) -> Chart:
-    """A bar per group with a second, floating bar for its interval ([figure, low, high] each)."""
+    """A bar per group with its interval as an error bar ([figure, low, high] each)."""
     figures = [(triple or [None])[0] for triple in triples]
     bounds: list[tuple[float, float] | None] = []
     for triple in triples:
@@ -121,13 +134,19 @@ def _with_intervals(
         key,
         title,
         labels,
-        [Series(label, figures), Series("interval", [None] * len(labels), ranges=bounds)],
+        [Series(label, figures, errors=bounds)],
         kind="bar",
+        unit=label,
+        x_title=_group_axis(dimension),
         notes=[note],
     )
 
 
-def _entropy_chart(key: str, groups: list[str], diversities: list[dict[str, Any]]) -> Chart:
+def _group_axis(dimension: str) -> str:
+    return f"group ({dimension})"
+
+
+def _entropy_chart(key: str, groups: list[str], diversities: list[dict[str, Any]], *, dimension: str) -> Chart:
     return Chart(
         key,
         "Genre variety: recommended against watched (entropy, bits)",
@@ -138,6 +157,7 @@ def _entropy_chart(key: str, groups: list[str], diversities: list[dict[str, Any]
         ],
         kind="bar",
         unit="bits",
+        x_title=_group_axis(dimension),
     )
 
 
@@ -172,6 +192,7 @@ def served_charts(report: ServedFairnessReport, dimension: str) -> list[Chart]:
             labels,
             [row["follow_rate"] for row in rows],
             _interval_note(report.bootstrap, report.min_group_viewers),
+            dimension=dimension,
         ),
         Chart(
             "served-shares",
@@ -183,8 +204,9 @@ def served_charts(report: ServedFairnessReport, dimension: str) -> list[Chart]:
                 Series("all viewers", [row["population_share"] for row in rows]),
             ],
             kind="bar",
+            x_title=_group_axis(dimension),
         ),
-        _entropy_chart("served-diversity", groups, rows),
+        _entropy_chart("served-diversity", groups, rows, dimension=dimension),
         Chart(
             "served-cold",
             "Cold-start answers and explored places",
@@ -194,6 +216,7 @@ def served_charts(report: ServedFairnessReport, dimension: str) -> list[Chart]:
                 Series("explored share of places", [row["explored_share"] for row in rows]),
             ],
             kind="bar",
+            x_title=_group_axis(dimension),
         ),
     ]
 
@@ -271,6 +294,7 @@ def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0
             labels,
             [Series("Gini of exposure", figure("gini")), Series("catalogue coverage", figure("coverage"))],
             empty_hint=hint,
+            x_title=time_axis("window start"),
         ),
         Chart(
             "feedback-echo",
@@ -278,6 +302,7 @@ def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0
             labels,
             [Series("correlation", [window.figures.get("echo", {}).get("spearman") for window in windows])],
             empty_hint=hint,
+            x_title=time_axis("window start"),
         ),
         Chart(
             "feedback-stopped",
@@ -286,6 +311,7 @@ def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0
             [Series("stopped", figure("stopped"))],
             kind="bar",
             empty_hint=hint,
+            x_title=time_axis("window start"),
         ),
         Chart(
             "feedback-diversity",
@@ -300,6 +326,7 @@ def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0
             ],
             unit="bits",
             empty_hint=hint,
+            x_title=time_axis("window start"),
         ),
         Chart(
             "feedback-viewer-diversity",
@@ -314,6 +341,7 @@ def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0
             ],
             unit="bits",
             empty_hint=hint,
+            x_title=time_axis("window start"),
         ),
         *_group_trends(windows, labels, dimension, hint),
         Chart(
@@ -322,6 +350,7 @@ def feedback_charts(windows: list[FeedbackWindow], dimension: str = DIMENSIONS[0
             labels,
             [Series("Jaccard", figure("homogenisation"))],
             empty_hint=hint,
+            x_title=time_axis("window start"),
         ),
     ]
 
@@ -356,6 +385,7 @@ def _group_trends(windows: list[FeedbackWindow], labels: list[str], dimension: s
             unit="bits",
             empty_hint=hint,
             notes=note,
+            x_title=time_axis("window start"),
         )
         for key, title in (
             ("entropy", "Genre entropy of what each group watched"),
@@ -409,6 +439,7 @@ def viewer_diversity_chart(viewer_id: int, *, days: int = 90) -> Chart:
         ],
         unit="bits",
         empty_hint="No watches yet.",
+        x_title=time_axis("day"),
     )
 
 

@@ -106,7 +106,9 @@ def test_the_report_page_draws_each_dimension_and_flags_small_groups(client, dja
     assert list(groups) == sorted(stored, key=str.lower)  # occupations: alphabetical, case aside
     assert ndcg.labels == [f"{group}{' (small)' if row['small'] else ''}" for group, row in groups.items()]
     assert ndcg.series[0].values == [row["ndcg@10"][0] for row in groups.values()]
-    assert ndcg.series[1].ranges == [(row["ndcg@10"][1], row["ndcg@10"][2]) for row in groups.values()]
+    assert ndcg.series[0].errors == [(row["ndcg@10"][1], row["ndcg@10"][2]) for row in groups.values()]
+    assert ndcg.x_title == "group (occupation)"
+    assert ndcg.config()["data"]["datasets"][0]["errorBars"][0] == list(ndcg.series[0].errors[0])
     assert "small group: not compared" in page.content.decode()
     version_page = client.get(reverse("admin:recommender_modelversion_change", args=[trained_version.pk]))
     assert url in version_page.content.decode()
