@@ -19,6 +19,7 @@ class SimulatorOptions:
     sessions_per_viewer: float = 8.0
     days: float = 7.0
     junk_rate: float = 0.0
+    older_focus: float = 1.0
     # When the simulated days end; None keeps the fixed, reproducible start (2023-10-01) that
     # tests rely on, and the demo passes the present so that its trends reach today.
     end: datetime | None = None
@@ -41,7 +42,11 @@ def simulator_world(config: SimulatorOptions) -> World:
 
 def simulator_events(world: World, config: SimulatorOptions) -> Iterable[bytes]:
     return world.events(
-        sessions_per_viewer=config.sessions_per_viewer, days=config.days, junk_rate=config.junk_rate, start=config.start
+        sessions_per_viewer=config.sessions_per_viewer,
+        days=config.days,
+        junk_rate=config.junk_rate,
+        older_focus=config.older_focus,
+        start=config.start,
     )
 
 

@@ -122,10 +122,16 @@ class World:
         duplicate_rate: float = 0.02,
         rating_rate: float = 0.35,
         request_rate: float = 0.3,
+        older_focus: float = 1.0,
         recommend: Callable[[int], tuple[int, list[str], int] | None] | None = None,
     ) -> Iterator[bytes]:
         """The platform's log, ordered by time: per-minute watch lines, ratings, and the
         platform's record of recommendation requests; ``junk_rate`` mixes in damaged lines.
+
+        ``older_focus`` is how closely viewers aged 45 and over choose by their tastes and the
+        charts (1: as closely as the others). Under 1 their choices spread, as on an account a
+        household shares, so no model predicts them as well: a real disparity for the fairness
+        report to find, which the demo uses.
 
         ``recommend(viewer_id)`` returns (status, movie ids, response ms), or None when the
         platform sent no request; the default answers with the popular list.
@@ -136,7 +142,7 @@ class World:
         horizon = days * 86_400
         popular = self.popular_slugs()
         recommend = recommend or (lambda _viewer_id: (200, popular, max(5, int(rng.lognormvariate(3.5, 0.5)))))
-        sessions = _plan_sessions(self, nprng, sessions_per_viewer, horizon)
+        sessions = _plan_sessions(self, nprng, sessions_per_viewer, horizon, older_focus)
 
         # Sessions overlap in time; a heap interleaves their lines in timestamp order.
         heap: list[tuple[float, int, int, int]] = []  # (second, order, session, step)
@@ -233,7 +239,9 @@ class _Session:
     completion: float
 
 
-def _plan_sessions(world: World, rng: np.random.Generator, per_viewer: float, horizon: float) -> list[_Session]:
+def _plan_sessions(
+    world: World, rng: np.random.Generator, per_viewer: float, horizon: float, older_focus: float = 1.0
+) -> list[_Session]:
     sessions = []
     activity = rng.lognormal(0, 0.7, len(world.viewers))  # a few viewers watch a lot
     activity = activity / activity.mean()
@@ -241,7 +249,9 @@ def _plan_sessions(world: World, rng: np.random.Generator, per_viewer: float, ho
         count = rng.poisson(per_viewer * activity[v])
         if count == 0:
             continue
-        scores = CHOICE_SHARPNESS * world.affinity[v] + world.popularity
+        # No draw of its own: at 1 the default world's stream is the same line for line.
+        focus = older_focus if world.viewers[v].age >= 45 else 1.0
+        scores = focus * (CHOICE_SHARPNESS * world.affinity[v] + world.popularity)
         probabilities = np.exp(scores - scores.max())
         probabilities /= probabilities.sum()
         count = min(count, len(world.movies))

@@ -63,3 +63,33 @@ def test_end_now_places_the_stream_in_the_present():
 def test_a_bad_end_is_refused_with_the_accepted_forms():
     with pytest.raises(CommandError, match="'now' or an ISO date-time"):
         call_command("simulate", "--viewers", "5", "--end", "yesterday", "--out", "-")
+
+
+def _watched_affinity(world: World, lines: list[bytes], *, older: bool) -> float:
+    """The mean hidden affinity of the movies viewers of one age side chose to watch."""
+    viewer_index = {viewer.id: i for i, viewer in enumerate(world.viewers)}
+    movie_index = {movie.slug: i for i, movie in enumerate(world.movies)}
+    chosen = set()
+    for line in lines:
+        parts = line.decode().split(",")
+        if len(parts) == 3 and parts[2].startswith("GET /data/m/"):
+            v = viewer_index[int(parts[1])]
+            if (world.viewers[v].age >= 45) == older:
+                chosen.add((v, movie_index[parts[2].split("/")[3]]))
+    return sum(world.affinity[v, m] for v, m in chosen) / len(chosen)
+
+
+def test_older_viewers_out_of_focus_choose_less_by_their_tastes(world):
+    focused = list(world.events(days=1, sessions_per_viewer=6))
+    spread = list(world.events(days=1, sessions_per_viewer=6, older_focus=0.3))
+
+    assert list(world.events(days=1, sessions_per_viewer=6, older_focus=1.0)) == focused
+    assert _watched_affinity(world, spread, older=True) < _watched_affinity(world, focused, older=True) - 0.2
+    assert _watched_affinity(world, spread, older=False) == pytest.approx(
+        _watched_affinity(world, focused, older=False), abs=0.1
+    )
+
+
+def test_an_older_focus_outside_zero_to_one_is_refused():
+    with pytest.raises(CommandError, match="--older-focus must be between 0 and 1"):
+        call_command("simulate", "--viewers", "5", "--older-focus", "1.5", "--out", "-")

@@ -34,6 +34,12 @@ class Command(BaseCommand):
             "--end", help="when the simulated days end: now, or an ISO date-time (default: they start 2023-10-01)"
         )
         parser.add_argument("--junk-rate", type=float, default=0.0, help="share of damaged lines mixed in (0-1)")
+        parser.add_argument(
+            "--older-focus",
+            type=float,
+            default=1.0,
+            help="how closely viewers aged 45 and over choose by their tastes (default 1: as closely as the others)",
+        )
         parser.add_argument("--out", default="-", help="PATH, - for standard output, or kafka://HOST:PORT/TOPIC")
         parser.add_argument("--world-out", type=Path, help="also write viewers and movies (MovieLens layout) here")
 
@@ -42,6 +48,8 @@ class Command(BaseCommand):
             raise CommandError("--viewers must be at least 1 and --movies at least 20")
         if not 0 <= options["junk_rate"] < 1:
             raise CommandError("--junk-rate must be between 0 and 1")
+        if not 0 <= options["older_focus"] <= 1:
+            raise CommandError("--older-focus must be between 0 and 1")
         try:
             end = simulator_end(options["end"]) if options["end"] else None
         except ValueError as error:
@@ -53,6 +61,7 @@ class Command(BaseCommand):
             sessions_per_viewer=options["sessions_per_viewer"],
             days=options["days"],
             junk_rate=options["junk_rate"],
+            older_focus=options["older_focus"],
             end=end,
         )
         started = time.perf_counter()
