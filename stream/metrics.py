@@ -13,3 +13,7 @@ BATCH_SECONDS = Histogram(
 )
 BATCH_FAILURES = Counter("recsite_stream_batch_failures_total", "Batches that failed to write and were retried")
 CONSUMER_LAG = Gauge("recsite_stream_consumer_lag", "Messages behind the end of the Kafka topic", ["partition"])
+COMMITS_REFUSED = Counter(
+    "recsite_stream_commits_refused_total",
+    "Offset commits Kafka refused because the group rebalanced while the batch was stored",
+)

@@ -200,7 +200,15 @@ class KafkaSource:
     """A Kafka topic read as a consumer group; offsets are committed only after each batch is
     stored, so a consumer that dies mid-batch re-reads that batch (and ingestion is idempotent)."""
 
-    def __init__(self, *, bootstrap: str, topic: str, group: str, connect_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        connect_timeout_ms: int = 30_000,
+        max_poll_interval_ms: int = 300_000,
+    ) -> None:
         from kafka import KafkaConsumer
         from kafka.errors import KafkaError
 
@@ -220,6 +228,9 @@ class KafkaSource:
                 request_timeout_ms=30_000,
                 bootstrap_timeout_ms=connect_timeout_ms,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
+                # A batch stored for longer than this (a database that is slow to come back)
+                # hands the consumer's partitions to the others; see commit().
+                max_poll_interval_ms=max_poll_interval_ms,
             )
         except KafkaError as error:
             raise SourceError(f"cannot reach Kafka at {bootstrap}: {error}") from error
@@ -267,7 +278,23 @@ class KafkaSource:
             logger.debug("could not read consumer lag", exc_info=True)
 
     def commit(self) -> None:
-        self._consumer.commit()
+        """Commit the offsets of the batch just stored. If the group rebalanced meanwhile (a
+        consumer joined or died, or this one took longer than ``max_poll_interval_ms``), Kafka
+        refuses: the partitions may be another consumer's now, which reads them again from the
+        last commit. The batch is in the database and storing is idempotent, so it is read
+        twice and counted once; this consumer rejoins the group at its next poll instead of
+        failing the run. (kafka-python raises RebalanceInProgressError where it knows it is
+        rejoining, CommitFailedError where it learns so from the broker.)"""
+        from kafka.errors import CommitFailedError, RebalanceInProgressError
+
+        try:
+            self._consumer.commit()
+        except (CommitFailedError, RebalanceInProgressError) as error:
+            metrics.COMMITS_REFUSED.inc()
+            logger.warning(
+                "offsets not committed, the group rebalanced during the batch (it is read again, stored once): %s",
+                str(error).splitlines()[0][:200],
+            )
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

@@ -2,16 +2,22 @@
 scripts/services.sh). Not marked ``engine``: what it checks is Kafka's, so it runs in the
 SQLite pass only."""
 
+import logging
 import signal
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.conf import settings
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from catalog.models import Rating
+from stream.models import IngestRun
 from stream.services import stream_consume
 from stream.sources import KafkaSource
 
@@ -71,3 +77,86 @@ def test_idle_time_is_counted_from_joining_the_group_not_from_starting():
     finally:
         admin.delete_topics([topic])
         admin.close()
+
+
+class _SlowFirstBatch(KafkaSource):
+    """A real consumer whose first batch takes longer to store than its poll interval allows,
+    as with a database slow to answer, while another member joins the group meanwhile."""
+
+    def __init__(self, *, meanwhile: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._meanwhile: Callable[[], None] | None = meanwhile
+
+    def commit(self) -> None:
+        if self._meanwhile is not None:
+            meanwhile, self._meanwhile = self._meanwhile, None
+            meanwhile()
+        super().commit()
+
+
+def test_a_rebalance_during_a_batch_refuses_its_commit_and_the_consumer_goes_on_losing_nothing(caplog):
+    topic = f"test-{uuid.uuid4().hex[:10]}"
+    group = f"g-{topic}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    lines = [f"2023-10-01T12:00:00,{viewer},GET /rate/heat+1995=4".encode() for viewer in range(1, 301)]
+    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP, acks="all")
+    for line in lines:
+        producer.send(topic, key=line.split(b",")[1], value=line)
+    producer.flush()
+    producer.close()
+
+    other_read: list[bytes] = []
+    other_assigned, stop_other = threading.Event(), threading.Event()
+
+    def other_member() -> None:
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        try:
+            while not stop_other.is_set():
+                polled = consumer.poll(timeout_ms=200)
+                if consumer.assignment():
+                    other_assigned.set()
+                other_read.extend(record.value for records in polled.values() for record in records)
+                if polled:
+                    consumer.commit()
+        finally:
+            consumer.close(autocommit=False)
+
+    other = threading.Thread(target=other_member, daemon=True)
+
+    def join_while_storing() -> None:
+        other.start()
+        # The group waits for this consumer to rejoin for its poll interval (3 s), then
+        # rebalances without it: the other member holds every partition.
+        assert other_assigned.wait(60), "the second member was never assigned a partition"
+
+    source = _SlowFirstBatch(
+        meanwhile=join_while_storing,
+        bootstrap=settings.KAFKA_BOOTSTRAP,
+        topic=topic,
+        group=group,
+        max_poll_interval_ms=3000,
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="stream.sources"):
+            run = stream_consume(source=source, idle_seconds=8, batch_size=50)
+    finally:
+        stop_other.set()
+        other.join(30)
+        admin.delete_topics([topic])
+        admin.close()
+
+    assert run.status == IngestRun.Status.FINISHED
+    assert "the group rebalanced during the batch" in caplog.text
+    stored = {line for line in lines if Rating.objects.filter(viewer_id=int(line.split(b",")[1])).exists()}
+    # The batch whose commit was refused was read again by the other member: read twice,
+    # stored once, and every line is stored or read.
+    assert stored & set(other_read)
+    assert stored | set(other_read) == set(lines)
+    assert Rating.objects.count() == len(stored)
