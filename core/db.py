@@ -216,6 +216,19 @@ def database_answers() -> bool:
     return True
 
 
+# MariaDB's answers to two transactions that want each other's rows: one of them is rolled back
+# (deadlock) or gave up waiting (lock wait timeout). Neither is about the statement's data.
+_LOCK_CONFLICTS = frozenset({1205, 1213})
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is a transaction that lost to a concurrent one over locked rows and can
+    simply be run again (SQLite serialises writers, so only MariaDB raises these)."""
+    cause = error.__cause__ or error
+    code = cause.args[0] if cause.args else None
+    return isinstance(error, DatabaseError) and code in _LOCK_CONFLICTS
+
+
 class EpochSeconds(models.Func):
     """A ``DateTimeField`` as whole Unix seconds, computed by the database: reading millions of
     datetimes through Python's converters cost more than the query that found them.

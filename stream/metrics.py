@@ -12,6 +12,10 @@ BATCH_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 BATCH_FAILURES = Counter("recsite_stream_batch_failures_total", "Batches that failed to write and were retried")
+BATCH_LOCK_CONFLICTS = Counter(
+    "recsite_stream_batch_lock_conflicts_total",
+    "Batch writes rolled back by a deadlock or lock wait with another consumer, and run again",
+)
 CONSUMER_LAG = Gauge("recsite_stream_consumer_lag", "Messages behind the end of the Kafka topic", ["partition"])
 COMMITS_REFUSED = Counter(
     "recsite_stream_commits_refused_total",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import signal
 import time
 from collections import Counter, defaultdict
@@ -29,7 +30,7 @@ from django.utils import timezone
 
 from catalog.identifiers import title_year_from_slug
 from catalog.models import Movie, Rating, Viewer, Watch
-from core.db import bulk_upsert, connection_drop_if_broken, database_answers
+from core.db import bulk_upsert, connection_drop_if_broken, database_answers, is_lock_conflict
 from core.locks import lock_holder_is_dead, lock_holder_new
 from core.logcontext import log_context, new_id
 from stream import metrics
@@ -162,7 +163,14 @@ def _store_ratings(events: list[RateEvent], movie_ids: dict[str, int]) -> None:
 
 
 def _store_watches(events: list[WatchEvent], movie_ids: dict[str, int]) -> None:
-    """Fold per-minute lines into one row per (viewer, movie) and upsert the merged rows."""
+    """Fold per-minute lines into one row per (viewer, movie) and merge them into the stored rows.
+
+    Two consumers can hold the same (viewer, movie) at once: while a rebalance hands a partition
+    over, its old owner may still be storing a batch the new owner reads again. A merge must then
+    start from the other's row, not from nothing, so every row is locked before it is merged: the
+    rows that exist are locked as read, the missing ones are inserted empty (a consumer inserting
+    the same one waits for this transaction) and then locked as read, as the other left them.
+    """
     if not events:
         return
     minutes: dict[tuple[int, int], set[int]] = defaultdict(set)
@@ -174,17 +182,18 @@ def _store_watches(events: list[WatchEvent], movie_ids: dict[str, int]) -> None:
         first[key] = min(first.get(key, event.at), event.at)
         last[key] = max(last.get(key, event.at), event.at)
 
-    viewer_ids = {viewer_id for viewer_id, _ in minutes}
-    movie_pks = {movie_id for _, movie_id in minutes}
-    # A superset of the rows we need (every pair of these viewers and movies); filtered below.
-    existing = {
-        (watch.viewer_id, watch.movie_id): watch
-        for watch in Watch.objects.select_for_update().filter(viewer_id__in=viewer_ids, movie_id__in=movie_pks)
-        if (watch.viewer_id, watch.movie_id) in minutes
-    }
+    existing = _watches_locked(set(minutes))
+    missing = sorted(key for key in minutes if key not in existing)
+    if missing:
+        Watch.objects.bulk_create(
+            [Watch(viewer_id=v, movie_id=m, first_seen_at=first[v, m], last_seen_at=last[v, m]) for v, m in missing],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        existing |= _watches_locked(set(missing))
     merged = []
     for key, seen in minutes.items():
-        watch = existing.get(key) or Watch(viewer_id=key[0], movie_id=key[1])
+        watch = existing[key]
         watch.merge(minutes=seen, first_seen_at=first[key], last_seen_at=last[key])
         merged.append(watch)
     bulk_upsert(
@@ -193,6 +202,16 @@ def _store_watches(events: list[WatchEvent], movie_ids: dict[str, int]) -> None:
         unique_fields=["viewer", "movie"],
         update_fields=["minutes_bitmap", "minutes_watched", "max_minute", "first_seen_at", "last_seen_at"],
     )
+
+
+def _watches_locked(keys: set[tuple[int, int]]) -> dict[tuple[int, int], Watch]:
+    """The stored watches of ``keys``, locked until the transaction ends (on engines that lock rows)."""
+    viewer_ids = {viewer_id for viewer_id, _ in keys}
+    movie_pks = {movie_id for _, movie_id in keys}
+    # A superset of the rows asked for (every pair of these viewers and movies), filtered here;
+    # ordered, so that two consumers lock the rows they share in the same order.
+    rows = Watch.objects.select_for_update().filter(viewer_id__in=viewer_ids, movie_id__in=movie_pks).order_by("pk")
+    return {(watch.viewer_id, watch.movie_id): watch for watch in rows if (watch.viewer_id, watch.movie_id) in keys}
 
 
 def _content_hash(*parts: object) -> str:
@@ -358,6 +377,9 @@ FINAL_SAVE_PATIENCE_SECONDS = 40.0
 BATCH_SAVE_PATIENCE_SECONDS = 1.0
 
 
+LOCK_CONFLICT_RETRIES = 10
+
+
 class DatabaseAway(OperationalError):
     """The database did not answer for the whole retry budget: the consumer stops, uncommitted."""
 
@@ -393,7 +415,7 @@ def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, known: Kn
     for attempt in range(1, retries + 2):
         started = time.perf_counter()
         try:
-            result = stream_ingest_batch(lines=lines, source=source, known=known)
+            result = _ingest_past_lock_conflicts(lines=lines, source=source, known=known)
         except (OperationalError, InterfaceError, IntegrityError) as error:
             metrics.BATCH_FAILURES.inc()
             if database_answers():
@@ -413,6 +435,24 @@ def _ingest_with_retries(*, lines: Sequence[bytes | str], source: str, known: Kn
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
     raise DatabaseAway("the database did not answer")
+
+
+def _ingest_past_lock_conflicts(*, lines: Sequence[bytes | str], source: str, known: KnownIds) -> BatchResult:
+    """Write a batch, running it again when it loses a lock conflict to another consumer holding
+    rows of it (two owners of one partition while a rebalance hands it over): the transaction
+    was rolled back whole, so running it again stores it once. Conflicts past a bound are not a
+    rebalance; they are raised as any other failure."""
+    conflicts = 0
+    while True:
+        try:
+            return stream_ingest_batch(lines=lines, source=source, known=known)
+        except OperationalError as error:
+            if not is_lock_conflict(error) or conflicts == LOCK_CONFLICT_RETRIES:
+                raise
+            conflicts += 1
+            metrics.BATCH_LOCK_CONFLICTS.inc()
+            logger.info("batch lost a lock conflict (%s); running it again", error)
+            time.sleep(random.uniform(0.05, 0.25) * conflicts)
 
 
 def _store_unstorable(line: bytes | str, *, error: Exception, source: str) -> BatchResult:
