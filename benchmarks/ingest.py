@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +36,8 @@ from stream.parsing import parse_line  # noqa: E402
 from stream.services import stream_consume  # noqa: E402
 from stream.sources import FileSource, KafkaSource  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _read_and_parse(path: Path) -> tuple[int, float]:
     started = time.perf_counter()
@@ -53,13 +56,77 @@ def _report(label: str, lines: int, seconds: float, baseline: float | None = Non
     return rate
 
 
+def _consumer_groups(lines: list[bytes], *, sizes: list[int], partitions: int, baseline: float) -> None:
+    """``consume_stream`` processes of one group over one topic, as production scales out: each
+    size reads the whole topic as a new group into emptied tables. The rate runs from the first
+    process's start (joining the group is part of it) to the last batch stored."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    from stream.models import IngestRun
+
+    topic = f"bench-group-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP)
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    try:
+        simulator_publish(lines=lines, bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic)
+        db = connection.settings_dict
+        environment = {
+            **os.environ,
+            "DATABASE_URL": f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        }
+        command = [
+            sys.executable,
+            "manage.py",
+            "consume_stream",
+            "--source",
+            f"kafka://{settings.KAFKA_BOOTSTRAP}/{topic}",
+        ]
+        for size in sizes:
+            with connection.cursor() as cursor:
+                for table in ("catalog_rating", "catalog_watch", "stream_observedrecommendation", "stream_ingestrun"):
+                    cursor.execute(f"DELETE FROM {table}")
+            group = [
+                *command,
+                "--group",
+                f"{topic}-{size}",
+                "--idle-seconds",
+                "5",
+                "--metrics-port",
+                "0",
+            ]
+            processes = [
+                subprocess.Popen(group, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                for _ in range(size)
+            ]
+            for process in processes:
+                _, errors = process.communicate(timeout=1800)
+                if process.returncode:
+                    raise SystemExit(f"a consumer failed: {errors.decode(errors='replace')[-2000:]}")
+            runs = list(IngestRun.objects.all())
+            stored = sum(run.lines for run in runs)
+            seconds = (
+                max(run.updated_at or run.started_at for run in runs) - min(run.started_at for run in runs)
+            ).total_seconds()
+            _report(
+                f"Kafka -> {connection.vendor}, {size} consumer(s), {partitions} partitions", stored, seconds, baseline
+            )
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", type=int, default=2000)
     parser.add_argument("--movies", type=int, default=1500)
     parser.add_argument("--sessions-per-viewer", type=float, default=4.0)
     parser.add_argument("--junk-rate", type=float, default=0.002)
-    parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka measurement")
+    parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka measurements")
+    parser.add_argument(
+        "--group-sizes", type=int, nargs="*", default=[1, 2, 3], help="consumer processes in one group, each run"
+    )
+    parser.add_argument("--partitions", type=int, default=6, help="of the consumer groups' topic")
     args = parser.parse_args()
 
     world = World.generate(seed=7, viewers=args.viewers, movies=args.movies)
@@ -72,6 +139,8 @@ def main() -> None:
     count, seconds = _read_and_parse(path)
     baseline = _report("read and parse (file)", count, seconds)
 
+    # A scratch database of its own name: a test pass on the same server uses test_<name>.
+    connection.settings_dict["TEST"]["NAME"] = f"bench_ingest_{uuid.uuid4().hex[:8]}"
     old_config = setup_databases(verbosity=0, interactive=False)
     try:
         run = stream_consume(source=FileSource(str(path)))
@@ -97,6 +166,7 @@ def main() -> None:
             _report(f"Kafka -> {vendor}", run.lines, run.duration_seconds or 1e-9, baseline)
             share = run.lines / (run.duration_seconds or 1e-9) / kafka_baseline
             print(f"{'':<38} ({share:.2f} of reading Kafka alone)")
+            _consumer_groups(lines, sizes=args.group_sizes, partitions=args.partitions, baseline=baseline)
     finally:
         teardown_databases(old_config, verbosity=0)
         path.unlink()
