@@ -8,7 +8,6 @@ maintained library offers them over sparse recommendation lists.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -42,17 +41,79 @@ def gini(values: Sequence[float] | np.ndarray) -> float:
     return float((2 * (ranks * amounts).sum()) / (n * total) - (n + 1) / n)
 
 
+@dataclass(frozen=True)
+class GenreTable:
+    """Each movie's genres as a sparse matrix (movies in id order x genres), each genre once."""
+
+    movie_ids: np.ndarray
+    matrix: sp.csr_matrix
+
+    @classmethod
+    def of(cls, genres_of: Mapping[int, Iterable[str]]) -> GenreTable:
+        movie_ids = np.array(sorted(genres_of), dtype=np.int64)
+        names = sorted({genre for genres in genres_of.values() for genre in genres})
+        code = {genre: index for index, genre in enumerate(names)}
+        rows, columns = [], []
+        for index, movie in enumerate(movie_ids.tolist()):
+            for genre in set(genres_of[movie]):
+                rows.append(index)
+                columns.append(code[genre])
+        matrix = sp.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(movie_ids), len(names)))
+        return cls(movie_ids, matrix)
+
+    def positions(self, movies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of ``movies`` in the matrix, and which of them have one (a known movie)."""
+        if not len(self.movie_ids):
+            return np.zeros(len(movies), dtype=np.int64), np.zeros(len(movies), dtype=bool)
+        position = np.searchsorted(self.movie_ids, movies)
+        clipped = np.minimum(position, len(self.movie_ids) - 1)
+        return clipped, self.movie_ids[clipped] == movies
+
+
+@dataclass(frozen=True)
+class WatchPairs:
+    """Who watched what, as two aligned arrays of (viewer, movie) pairs, viewers in order."""
+
+    viewers: np.ndarray
+    movies: np.ndarray
+
+    @classmethod
+    def of(cls, watched: Mapping[int, Iterable[int]]) -> WatchPairs:
+        viewers = sorted(watched)
+        movie_lists = [list(watched[viewer]) for viewer in viewers]
+        lengths = [len(movies) for movies in movie_lists]
+        return cls(
+            np.repeat(np.array(viewers, dtype=np.int64), lengths),
+            np.fromiter((movie for movies in movie_lists for movie in movies), dtype=np.int64, count=sum(lengths)),
+        )
+
+
 def genre_entropy_by_group(
     watched: Mapping[int, Iterable[int]], group_of: Mapping[int, str], genres_of: Mapping[int, Iterable[str]]
 ) -> dict[str, float]:
     """The genre entropy of what each group of viewers watched together (a movie counts once per
     viewer who watched it, each of its genres once), and of everyone's together."""
-    per_group: dict[str, Counter[str]] = defaultdict(Counter)
-    for viewer, movies in watched.items():
-        counted = Counter(genre for movie in movies for genre in genres_of.get(movie, ()))
-        per_group[group_of[viewer]].update(counted)
-        per_group["everyone"].update(counted)
-    return {group: round(entropy(list(counts.values())), 4) for group, counts in sorted(per_group.items())}
+    pairs = WatchPairs.of(watched)
+    labels = np.array([group_of[viewer] for viewer in pairs.viewers.tolist()], dtype=object)
+    return genre_entropy_of_pairs(pairs, labels, GenreTable.of(genres_of))
+
+
+def genre_entropy_of_pairs(pairs: WatchPairs, labels: np.ndarray, genres: GenreTable) -> dict[str, float]:
+    """``genre_entropy_by_group`` from pairs, ``labels`` the group of each pair's viewer: how often
+    each group watched each movie (one count over every pair), times each movie's genres.
+    Counting genres viewer by viewer was most of a day's feedback windows at a million viewers."""
+    groups, codes = np.unique(labels.astype(str), return_inverse=True)
+    if not len(groups):
+        return {}
+    position, known = genres.positions(pairs.movies)
+    # Pairs of a movie with no genres known add nothing, as a movie with none.
+    watches = sp.csr_matrix(
+        (np.ones(int(known.sum())), (codes[known], position[known])), shape=(len(groups), len(genres.movie_ids))
+    )
+    counts = np.asarray((watches @ genres.matrix).todense())
+    result = {str(group): round(entropy(counts[code]), 4) for code, group in enumerate(groups)}
+    result["everyone"] = round(entropy(counts.sum(axis=0)), 4)
+    return dict(sorted(result.items()))
 
 
 def exposure_summary(exposure: np.ndarray, popularity: np.ndarray, names: Sequence[str]) -> dict[str, Any]:

@@ -138,6 +138,26 @@ def _known(figure: metrics.GroupFigure, *, interval: bool = True) -> tuple[float
     return figure.low, figure.value, figure.high
 
 
+def test_genre_entropy_by_group_counts_as_the_definition_says_on_random_watches():
+    from collections import Counter, defaultdict
+
+    rng = np.random.default_rng(4)
+    names = ["Drama", "Comedy", "Horror", "Sci-Fi", "Romance"]
+    genres = {movie: list(rng.choice(names, int(rng.integers(0, 4)))) for movie in range(1, 80)}
+    watched = {viewer: set(rng.integers(1, 100, int(rng.integers(1, 12))).tolist()) for viewer in range(300)}
+    group_of = {viewer: str(rng.choice(["f", "m", "x"])) for viewer in watched}
+
+    # The definition, viewer by viewer: each watched movie's genres once (unknown movies: none).
+    together: dict[str, Counter[str]] = defaultdict(Counter)
+    for viewer, movies in watched.items():
+        counted = Counter(genre for movie in movies for genre in set(genres.get(movie, ())))
+        together[group_of[viewer]].update(counted)
+        together["everyone"].update(counted)
+    expected = {group: round(metrics.entropy(list(c.values())), 4) for group, c in sorted(together.items())}
+
+    assert metrics.genre_entropy_by_group(watched, group_of, genres) == expected
+
+
 def test_genre_entropy_of_what_each_group_watched_together():
     watched = {1: {10, 11}, 2: {10}, 3: {12}}
     genres = {10: ["Drama"], 11: ["Comedy"], 12: []}  # a movie without genres adds nothing
