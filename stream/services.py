@@ -335,7 +335,10 @@ def stream_consume(
     known = KnownIds()
     logged = time.monotonic()
     try:
-        for lines in source.batches(batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds):
+        batches = source.batches(
+            batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds, stopped=lambda: bool(stop.requested)
+        )
+        for lines in batches:
             batch_id = new_id()[:12]
             stop.busy = True
             with log_context(batch_id=batch_id):
@@ -352,6 +355,8 @@ def stream_consume(
                 on_batch(run, result)
             if stop.requested:
                 raise StopRequested(f"stopped by {stop.requested}")
+        if stop.requested:  # the source saw the stop between two reads
+            raise StopRequested(f"stopped by {stop.requested}")
     except StopRequested as stopped:
         run.status, run.error = IngestRun.Status.STOPPED, str(stopped)
         logger.info("%s after %s lines", stopped, f"{run.lines:,}")

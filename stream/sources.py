@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -34,7 +34,12 @@ class LineSource(Protocol):
     done: int
 
     def batches(
-        self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
+        self,
+        *,
+        batch_size: int,
+        max_lines: int | None = None,
+        idle_seconds: float | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Iterator[list[bytes]]: ...
 
     def commit(self) -> None: ...
@@ -46,14 +51,19 @@ class LineBudget:
     """How many more lines a source may read (``--max-events``); ``None`` is no limit.
 
     One rule for every source: a batch is at most ``batch_size`` lines and never more than what
-    is left of the budget.
+    is left of the budget. A stop asked for (``stopped``, checked between reads) exhausts it too:
+    a stop's signal raised inside a Kafka poll can be caught by the client's own loop and lost,
+    and the consumer then waited for a batch that would never come.
     """
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None, *, stopped: Callable[[], bool] | None = None) -> None:
         self.remaining = limit
+        self._stopped = stopped
 
     @property
     def exhausted(self) -> bool:
+        if self._stopped is not None and self._stopped():
+            return True
         return self.remaining is not None and self.remaining <= 0
 
     def batch_size(self, batch_size: int) -> int:
@@ -74,9 +84,14 @@ class IterableSource:
         self._lines = iter(lines)
 
     def batches(
-        self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
+        self,
+        *,
+        batch_size: int,
+        max_lines: int | None = None,
+        idle_seconds: float | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Iterator[list[bytes]]:
-        budget = LineBudget(max_lines)
+        budget = LineBudget(max_lines, stopped=stopped)
         while not budget.exhausted:
             size = budget.batch_size(batch_size)
             batch = [line if isinstance(line, bytes) else line.encode() for line in islice(self._lines, size)]
@@ -104,9 +119,14 @@ class BatchSource:
         self._batches = iter(batches)
 
     def batches(
-        self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
+        self,
+        *,
+        batch_size: int,
+        max_lines: int | None = None,
+        idle_seconds: float | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Iterator[list[bytes]]:
-        budget = LineBudget(max_lines)
+        budget = LineBudget(max_lines, stopped=stopped)
         for handed in self._batches:
             for first in range(0, len(handed), batch_size):
                 if budget.exhausted:
@@ -149,9 +169,14 @@ class FileSource:
         self.total = os.fstat(self._file.fileno()).st_size
 
     def batches(
-        self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
+        self,
+        *,
+        batch_size: int,
+        max_lines: int | None = None,
+        idle_seconds: float | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Iterator[list[bytes]]:
-        budget = LineBudget(max_lines)
+        budget = LineBudget(max_lines, stopped=stopped)
         lines = self._lines()
         while not budget.exhausted:
             batch = list(islice(lines, budget.batch_size(batch_size)))
@@ -236,9 +261,14 @@ class KafkaSource:
             raise SourceError(f"cannot reach Kafka at {bootstrap}: {error}") from error
 
     def batches(
-        self, *, batch_size: int, max_lines: int | None = None, idle_seconds: float | None = None
+        self,
+        *,
+        batch_size: int,
+        max_lines: int | None = None,
+        idle_seconds: float | None = None,
+        stopped: Callable[[], bool] | None = None,
     ) -> Iterator[list[bytes]]:
-        budget = LineBudget(max_lines)
+        budget = LineBudget(max_lines, stopped=stopped)
         idle_since = waiting_since = time.monotonic()
         while not budget.exhausted:
             polled = self._consumer.poll(timeout_ms=500, max_records=budget.batch_size(batch_size))

@@ -97,7 +97,10 @@ class _Consumers:
         for process in self.running:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        return [process.wait(60) for process in self.running]
+        try:
+            return [process.wait(60) for process in self.running]
+        except subprocess.TimeoutExpired as error:
+            pytest.fail(f"a consumer did not stop within 60 s of SIGTERM: {error.cmd}\n{self.log_tails()}")
 
     def log_tails(self) -> str:
         return "\n".join(path.read_text(errors="replace")[-1500:] for path in sorted(self.logs.glob("consumer-*.log")))

@@ -18,7 +18,7 @@ from kafka.admin import NewTopic
 
 from catalog.models import Rating
 from stream.models import IngestRun
-from stream.services import stream_consume
+from stream.services import ConsumerStop, stream_consume
 from stream.sources import KafkaSource
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db]
@@ -160,3 +160,23 @@ def test_a_rebalance_during_a_batch_refuses_its_commit_and_the_consumer_goes_on_
     assert stored & set(other_read)
     assert stored | set(other_read) == set(lines)
     assert Rating.objects.count() == len(stored)
+
+
+def test_a_stop_whose_signal_the_kafka_client_swallowed_still_ends_the_waiting_consumer():
+    topic = f"test-{uuid.uuid4().hex[:10]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    stop = ConsumerStop()
+    # The handler's StopRequested raised inside the client's poll and caught there: only the
+    # request is left, set while the consumer waits on an empty topic.
+    threading.Timer(5.0, lambda: setattr(stop, "requested", "SIGTERM")).start()
+    try:
+        source = KafkaSource(bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic, group=f"g-{topic}")
+        run = stream_consume(source=source, idle_seconds=60, stop=stop)
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+
+    assert (run.status, run.error) == (IngestRun.Status.STOPPED, "stopped by SIGTERM")
+    assert run.finished_at is not None
+    assert (run.finished_at - run.started_at).total_seconds() < 30
