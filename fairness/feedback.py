@@ -174,14 +174,14 @@ def _bubble(
 ) -> dict[str, Any]:
     by_viewer: dict[int, set[int]] = watches["by_viewer"]
     viewers = np.array(sorted(by_viewer), dtype=np.int64)
+    of_viewers = {dimension: groups.of(viewers, dimension) for dimension in DIMENSIONS}
     labels = {
-        dimension: dict(zip(viewers.tolist(), groups.of(viewers, dimension).tolist(), strict=True))
-        for dimension in DIMENSIONS
+        dimension: dict(zip(viewers.tolist(), of_viewers[dimension].tolist(), strict=True)) for dimension in DIMENSIONS
     }
     # Built once per window, for every dimension's count: the pairs, and each pair's viewer's row.
     pairs = metrics.WatchPairs.of(by_viewer)
     viewer_row = np.searchsorted(viewers, pairs.viewers)
-    pair_labels = {dimension: groups.of(viewers, dimension)[viewer_row] for dimension in DIMENSIONS}
+    pair_labels = {dimension: of_viewers[dimension][viewer_row] for dimension in DIMENSIONS}
     # A viewer's own variety needs two movies at least: one movie is no choice between genres.
     own = {
         viewer: metrics.entropy(list(Counter(genre for movie in movies for genre in genres.get(movie, [])).values()))
