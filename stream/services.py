@@ -382,6 +382,8 @@ FINAL_SAVE_PATIENCE_SECONDS = 40.0
 BATCH_SAVE_PATIENCE_SECONDS = 1.0
 
 
+# Lock conflicts come from two owners of one partition for the moment a rebalance takes; more
+# than this in a row is something else, and the batch is retried or split as any failure.
 LOCK_CONFLICT_RETRIES = 10
 
 
