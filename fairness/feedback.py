@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from catalog.demographics import DIMENSIONS
 from catalog.models import Movie, Rating, Watch
+from core.replica import replica_reads
 from fairness import metrics
 from fairness.models import FeedbackWindow
 from fairness.services import GroupTable, group_table_load
@@ -37,6 +38,7 @@ RECOMPUTED_DAYS = 90
 RECOMPUTED_WINDOWS = 200
 
 
+@replica_reads()
 def feedback_windows_compute(
     *,
     window: timedelta = timedelta(days=1),

@@ -35,6 +35,7 @@ from catalog.demographics import DIMENSIONS
 from catalog.models import Movie, Watch
 from core.db import integer_columns
 from core.notifications import notification_send
+from core.replica import replica_reads
 from fairness import metrics
 from fairness.models import ServedFairnessReport
 from fairness.services import FairnessError, GroupTable, group_table_load
@@ -58,6 +59,7 @@ class _Catalogue:
     popularity: np.ndarray  # share of viewers who watched it
 
 
+@replica_reads()
 def served_report_create(
     *,
     start: datetime,

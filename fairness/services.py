@@ -32,6 +32,7 @@ from django.utils import timezone
 from catalog.demographics import DIMENSIONS, demographic_groups
 from catalog.models import Movie, Rating, Viewer, Watch
 from core.notifications import notification_send
+from core.replica import replica_reads
 from fairness import metrics
 from fairness.models import FairnessReport
 from recommender.artifacts import Artifact, artifact_load
@@ -53,6 +54,7 @@ class FairnessError(Exception):
     """A version whose report cannot be computed; the message says why."""
 
 
+@replica_reads()
 def fairness_report_create(
     *, version: ModelVersion, bootstrap: int | None = None, seed: int = 0, min_group: int | None = None
 ) -> FairnessReport:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework import fields, serializers
 
 from core.env import (
@@ -101,6 +102,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the session and the user are read (always from the primary).
+    "core.replica.ReplicaReadsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last but the metrics: answers a locked-out login with 429.
     "axes.middleware.AxesMiddleware",
@@ -136,6 +139,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "core.replica.replica_context",
             ],
         },
     },
@@ -169,7 +173,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A fresh checkout has no var/ yet, and SQLite won't create the directory itself.
     Path(str(_db["NAME"])).parent.mkdir(parents=True, exist_ok=True)
 else:
-    _db["OPTIONS"] = {
+    _db["OPTIONS"] = _mysql_options = {
         "charset": "utf8mb4",
         "isolation_level": "read committed",
         # Without these a request or a consumer waits for ever on a database that went silent.
@@ -179,6 +183,29 @@ else:
     }
     _db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
 DATABASES = {"default": _db}
+
+# A read replica (MariaDB replication): the console's pages, the snapshot export and the fairness
+# and feedback jobs read from it, inside core.replica.replica_reads(); writes, the request path
+# and everything else stay on the primary. A replica that does not answer, does not replicate or
+# is more than DATABASE_REPLICA_MAX_LAG_SECONDS behind sends those reads back to the primary
+# (checked at most every DATABASE_REPLICA_CHECK_SECONDS per process), and the console says so.
+DATABASE_REPLICA_URL = env_url("DATABASE_REPLICA_URL", "", schemes=("mysql", "mysql2", "mariadb"))
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_float("DATABASE_REPLICA_MAX_LAG_SECONDS", 10.0, minimum=0.0)
+DATABASE_REPLICA_CHECK_SECONDS = env_float("DATABASE_REPLICA_CHECK_SECONDS", 5.0, minimum=0.0)
+if DATABASE_REPLICA_URL:
+    if _db["ENGINE"] == "django.db.backends.sqlite3":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs a MariaDB primary (DATABASE_URL=mysql://...)")
+    _replica = dict(dj_database_url.parse(DATABASE_REPLICA_URL.replace("mariadb://", "mysql://", 1), conn_max_age=60))
+    _replica["CONN_HEALTH_CHECKS"] = True
+    # A replica that went away costs a console page this long at most, once per check.
+    _replica["OPTIONS"] = {
+        **_mysql_options,
+        "connect_timeout": env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1),
+    }
+    # Tests never create a database on the replica: it gets the primary's by replication.
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

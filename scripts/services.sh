@@ -4,16 +4,19 @@
 # from Maven Central through infra/kafka/pom.xml), and NGINX, Prometheus and Chromium (Debian packages). Everything lives under .services/
 # in the checkout, so nothing here touches a system-wide instance.
 #
-#   scripts/services.sh install|start|stop|status [mariadb|kafka|nginx|prometheus|chromium ...]
+#   scripts/services.sh install|start|stop|status [mariadb|mariadb-replica|kafka|nginx|prometheus|chromium ...]
 #
-# Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306},
-# Kafka 127.0.0.1:19092 (see infra/kafka/server.properties).
+# Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306}, its read
+# replica 127.0.0.1:${MARIADB_REPLICA_PORT:-13307}, Kafka 127.0.0.1:19092 (see
+# infra/kafka/server.properties).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE="$ROOT/.services"
 MARIADB_PORT=${MARIADB_PORT:-13306}
 MARIADB_DIR="$STATE/mariadb"
+MARIADB_REPLICA_PORT=${MARIADB_REPLICA_PORT:-13307}
+REPLICA_DIR="$STATE/mariadb-replica"
 KAFKA_DIR="$STATE/kafka"
 KAFKA_LIB="$ROOT/infra/kafka/lib"
 
@@ -32,13 +35,17 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 # --- MariaDB -------------------------------------------------------------------------------
+mariadb_datadir() {  # mariadb_datadir DIRECTORY: a new data directory, once
+  if [ ! -d "$1/data/mysql" ]; then
+    mkdir -p "$1/data"
+    mariadb-install-db --no-defaults --datadir="$1/data" --user="$(id -un)" \
+      --auth-root-authentication-method=normal --skip-test-db >"$1/install.log" 2>&1
+  fi
+}
+
 mariadb_install() {
   apt_install mariadb-server mariadb-client libmariadb-dev pkg-config
-  if [ ! -d "$MARIADB_DIR/data/mysql" ]; then
-    mkdir -p "$MARIADB_DIR/data"
-    mariadb-install-db --no-defaults --datadir="$MARIADB_DIR/data" --user="$(id -un)" \
-      --auth-root-authentication-method=normal --skip-test-db >"$MARIADB_DIR/install.log" 2>&1
-  fi
+  mariadb_datadir "$MARIADB_DIR"
 }
 
 mariadb_ping() { mariadb-admin --no-defaults --socket="$MARIADB_DIR/mysqld.sock" -uroot ping; }
@@ -56,20 +63,71 @@ mariadb_start() {
 CREATE DATABASE IF NOT EXISTS recsite CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER IF NOT EXISTS 'recsite'@'%' IDENTIFIED BY 'recsite';
 GRANT ALL PRIVILEGES ON *.* TO 'recsite'@'%';
+CREATE USER IF NOT EXISTS 'replication'@'%' IDENTIFIED BY 'replication';
+GRANT REPLICATION SLAVE ON *.* TO 'replication'@'%';
 FLUSH PRIVILEGES;
 SQL
 }
 
-mariadb_stop() {
-  if [ -f "$MARIADB_DIR/mysqld.pid" ]; then
-    log "stopping MariaDB"
-    kill "$(cat "$MARIADB_DIR/mysqld.pid")" 2>/dev/null || true
-    wait_for 30 "MariaDB shutdown" bash -c "! kill -0 $(cat "$MARIADB_DIR/mysqld.pid") 2>/dev/null" || true
-    rm -f "$MARIADB_DIR/mysqld.pid"
+mariadbd_stop() {  # mariadbd_stop DIRECTORY DESCRIPTION
+  if [ -f "$1/mysqld.pid" ]; then
+    log "stopping $2"
+    kill "$(cat "$1/mysqld.pid")" 2>/dev/null || true
+    wait_for 30 "$2 shutdown" bash -c "! kill -0 $(cat "$1/mysqld.pid") 2>/dev/null" || true
+    rm -f "$1/mysqld.pid"
   fi
 }
 
+mariadb_stop() { mariadbd_stop "$MARIADB_DIR" MariaDB; }
+
 mariadb_status() { mariadb_ping >/dev/null 2>&1 && echo "mariadb: up (127.0.0.1:$MARIADB_PORT)" || echo "mariadb: down"; }
+
+# A read replica of the MariaDB above, by GTID replication (the app reads from it through
+# DATABASE_REPLICA_URL). Its first start copies the primary as it is (a consistent dump taken
+# with the GTID position it stands at) and then follows the primary's binary log from there, so
+# a primary that had data before its binary log was on is copied too.
+replica_sql() { mariadb --no-defaults --socket="$REPLICA_DIR/mysqld.sock" -uroot "$@"; }
+mariadb_replica_ping() { mariadb-admin --no-defaults --socket="$REPLICA_DIR/mysqld.sock" -uroot ping; }
+
+mariadb_replica_install() { mariadb_install; mariadb_datadir "$REPLICA_DIR"; }
+
+mariadb_replica_start() {
+  mariadb_start
+  mariadb_replica_install
+  if ! mariadb_replica_ping >/dev/null 2>&1; then
+    log "starting the MariaDB replica on 127.0.0.1:$MARIADB_REPLICA_PORT"
+    nohup mariadbd --defaults-file="$ROOT/infra/mariadb/replica.cnf" --datadir="$REPLICA_DIR/data" \
+      --socket="$REPLICA_DIR/mysqld.sock" --port="$MARIADB_REPLICA_PORT" --pid-file="$REPLICA_DIR/mysqld.pid" \
+      --log-error="$REPLICA_DIR/error.log" --user="$(id -un)" >/dev/null 2>&1 &
+    wait_for 60 "MariaDB replica" mariadb_replica_ping || { tail -n 20 "$REPLICA_DIR/error.log" >&2; return 1; }
+  fi
+  if [ -n "$(replica_sql -N -e 'SHOW REPLICA STATUS')" ]; then return 0; fi
+  log "copying the primary into the replica"
+  local databases
+  databases=$(mariadb --no-defaults --socket="$MARIADB_DIR/mysqld.sock" -uroot -N -e \
+    "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')")
+  # shellcheck disable=SC2086  # one argument per database name
+  mariadb-dump --no-defaults --socket="$MARIADB_DIR/mysqld.sock" -uroot --single-transaction --gtid \
+    --master-data=1 --routines --databases $databases | replica_sql
+  # The dump's CHANGE MASTER set the GTID position; this says where the primary is. The app's
+  # user reads here and may see how far behind the replica is (the router's check).
+  replica_sql <<SQL
+CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$MARIADB_PORT, MASTER_USER='replication',
+  MASTER_PASSWORD='replication', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+CREATE USER IF NOT EXISTS 'recsite'@'%' IDENTIFIED BY 'recsite';
+GRANT SELECT, SLAVE MONITOR ON *.* TO 'recsite'@'%';
+FLUSH PRIVILEGES;
+START REPLICA;
+SQL
+}
+
+mariadb_replica_stop() { mariadbd_stop "$REPLICA_DIR" "the MariaDB replica"; }
+
+mariadb_replica_status() {
+  if ! mariadb_replica_ping >/dev/null 2>&1; then echo "mariadb-replica: down"; return 0; fi
+  echo "mariadb-replica: up (127.0.0.1:$MARIADB_REPLICA_PORT), $(replica_sql -e 'SHOW REPLICA STATUS\G' |
+    awk '/Slave_SQL_Running:|Seconds_Behind_Master:/ {printf "%s %s ", $1, $2}')"
+}
 
 # --- Kafka ---------------------------------------------------------------------------------
 kafka_install() {
@@ -140,14 +198,14 @@ chromium_status() { [ -x /usr/bin/chromium ] && echo "chromium: installed ($(/us
 
 # --- main ----------------------------------------------------------------------------------
 action=${1:-status}; shift || true
-services=("$@"); [ ${#services[@]} -eq 0 ] && services=(mariadb kafka nginx prometheus chromium)
+services=("$@"); [ ${#services[@]} -eq 0 ] && services=(mariadb mariadb-replica kafka nginx prometheus chromium)
 case "$action" in
   install|start|stop|status) ;;
   *) echo "usage: $0 install|start|stop|status [mariadb|kafka ...]" >&2; exit 2 ;;
 esac
 for service in "${services[@]}"; do
   case "$service" in
-    mariadb|kafka|nginx|prometheus|chromium) "${service}_${action}" ;;
-    *) echo "unknown service: $service (mariadb, kafka, nginx, prometheus, chromium)" >&2; exit 2 ;;
+    mariadb|mariadb-replica|kafka|nginx|prometheus|chromium) "${service//-/_}_${action}" ;;
+    *) echo "unknown service: $service (mariadb, mariadb-replica, kafka, nginx, prometheus, chromium)" >&2; exit 2 ;;
   esac
 done

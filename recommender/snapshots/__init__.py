@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
+from core.replica import replica_reads
 from recommender.dvc import dvc_track
 from recommender.models import DataSnapshot
 from recommender.snapshots.files import SNAPSHOT_FILES, SnapshotData, SnapshotError, hash_files
@@ -43,7 +44,9 @@ def snapshot_create(*, track: bool = True) -> DataSnapshot:
     staging = root / f".staging-{timezone.now():%Y%m%d%H%M%S%f}"
     staging.mkdir(parents=True)
     try:
-        figures = write_files(staging)
+        with replica_reads() as database:
+            logger.info("exporting the training data: %s", database.summary)
+            figures = write_files(staging)
         content_hash = hash_files(staging)
         existing = DataSnapshot.objects.filter(content_hash=content_hash).first()
         if existing is not None:
