@@ -17,6 +17,7 @@ DEMO_PLAY_RATE ?= 2
 # then a canary release checked every minute), feedback-loop windows of 5 minutes.
 DEMO_PACE ?= RETRAIN_EVERY_MINUTES=10 RELEASE_CHECK_MINUTES=1 FEEDBACK_WINDOW_MINUTES=5 FEEDBACK_EVERY_MINUTES=5
 MARIADB_URL ?= mysql://recsite:recsite@127.0.0.1:13306/recsite
+MARIADB_REPLICA_URL ?= mysql://recsite:recsite@127.0.0.1:13316/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
 
@@ -98,7 +99,7 @@ bench-tiny: venv
 	$(PY) benchmarks/console.py --viewers 2000 --answers 5000 --movies 300
 	$(PY) benchmarks/fairness.py --viewers 2000 --answers 5000 --watches 5000 --movies 300
 	$(PY) benchmarks/provenance_spool.py --rows 2000
-	DATABASE_URL=$(MARIADB_URL) $(PY) benchmarks/ingest.py --viewers 100 --movies 100 --sessions-per-viewer 1
+	DATABASE_URL=$(MARIADB_URL) DATABASE_REPLICA_URL=$(MARIADB_REPLICA_URL) $(PY) benchmarks/ingest.py --viewers 100 --movies 100 --sessions-per-viewer 1
 
 # The services come first: installing MariaDB brings the headers mysqlclient compiles against.
 test: services venv lint test-sqlite test-mariadb bench-tiny test-stack
@@ -134,7 +135,7 @@ bench-stack: venv
 	$(PY) benchmarks/stack.py --rate $${BENCH_RATE:-300} --seconds $${BENCH_SECONDS:-300}
 
 bench-ingest: venv services
-	DATABASE_URL=$(MARIADB_URL) $(PY) benchmarks/ingest.py
+	DATABASE_URL=$(MARIADB_URL) DATABASE_REPLICA_URL=$(MARIADB_REPLICA_URL) $(PY) benchmarks/ingest.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -4,7 +4,9 @@ rate of merely reading and parsing the same lines.
     DATABASE_URL=mysql://recsite:recsite@127.0.0.1:13306/recsite .venv/bin/python benchmarks/ingest.py
 
 (``make bench-ingest`` does that with the project-local MariaDB). It writes into a scratch
-database it creates and drops, never the configured one.
+database it creates and drops, never the configured one. With ``DATABASE_REPLICA_URL`` it also
+prints how far the read replica fell behind during the first file pass, and how long after the
+primary's last commit it had applied everything.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
@@ -54,6 +60,53 @@ def _report(label: str, lines: int, seconds: float, baseline: float | None = Non
     ratio = f"  ({rate / baseline:.2f} of read-and-parse)" if baseline else ""
     print(f"{label:<38} {lines:>9,} lines in {seconds:6.2f}s = {rate:>9,.0f} events/s{ratio}")
     return rate
+
+
+@contextmanager
+def _replica_lag(url: str) -> Iterator[None]:
+    """While the block writes on the primary: the replica's largest Seconds_Behind_Master,
+    sampled every half second, and how long it takes after the block to apply all of it."""
+    if not url:
+        yield
+        return
+    import dj_database_url
+    import MySQLdb
+
+    config = dj_database_url.parse(url.replace("mariadb://", "mysql://", 1))
+    replica = MySQLdb.connect(
+        host=config["HOST"], port=int(config["PORT"] or 3306), user=config["USER"], password=config["PASSWORD"]
+    )
+    worst: list[float] = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        watcher = MySQLdb.connect(
+            host=config["HOST"], port=int(config["PORT"] or 3306), user=config["USER"], password=config["PASSWORD"]
+        )
+        cursor: Any = watcher.cursor(MySQLdb.cursors.DictCursor)
+        while not done.wait(0.5):
+            cursor.execute("SHOW REPLICA STATUS")
+            lag = (cursor.fetchone() or {}).get("Seconds_Behind_Master")
+            worst[0] = max(worst[0], float(lag or 0))
+        watcher.close()
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@gtid_binlog_pos")
+            (position,) = cursor.fetchone()
+        started = time.perf_counter()
+        cursor = replica.cursor()
+        cursor.execute("SELECT MASTER_GTID_WAIT(%s, 600)", [position])
+        caught_up = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        replica.close()
+        print(f"{'replica (during the first pass)':<38} at most {worst[0]:.0f} s behind; applied all of it")
+        print(f"{'':<38} {caught_up:.2f} s after the primary's last commit")
 
 
 def _consumer_groups(lines: list[bytes], *, sizes: list[int], partitions: int, baseline: float) -> None:
@@ -143,7 +196,8 @@ def main() -> None:
     connection.settings_dict["TEST"]["NAME"] = f"bench_ingest_{uuid.uuid4().hex[:8]}"
     old_config = setup_databases(verbosity=0, interactive=False)
     try:
-        run = stream_consume(source=FileSource(str(path)))
+        with _replica_lag(settings.DATABASE_REPLICA_URL):
+            run = stream_consume(source=FileSource(str(path)))
         _report(f"file -> {vendor} (first pass)", run.lines, run.duration_seconds or 1e-9, baseline)
         run = stream_consume(source=FileSource(str(path)))
         _report(f"file -> {vendor} (replay, all duplicates)", run.lines, run.duration_seconds or 1e-9, baseline)

@@ -153,12 +153,13 @@ class Stack:
         results: list[dict[str, Any]] = answer["data"]["result"]
         return results
 
-    def sql(self, query: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    def sql(self, query: str, parameters: Sequence[object] = (), *, replica: bool = False) -> list[tuple[Any, ...]]:
+        """``query`` on the primary, or on its read replica."""
         import MySQLdb
 
         connection = MySQLdb.connect(
             host="127.0.0.1",
-            port=self.port("MARIADB_PORT", 33306),
+            port=self.port("MARIADB_REPLICA_PORT", 33307) if replica else self.port("MARIADB_PORT", 33306),
             user="recsite",
             password=self.settings.get("MARIADB_PASSWORD", "recsite"),
             database="recsite",

@@ -7,7 +7,7 @@
 #   scripts/services.sh install|start|stop|status [mariadb|mariadb-replica|kafka|nginx|prometheus|chromium ...]
 #
 # Ports (override with the environment): MariaDB 127.0.0.1:${MARIADB_PORT:-13306}, its read
-# replica 127.0.0.1:${MARIADB_REPLICA_PORT:-13307}, Kafka 127.0.0.1:19092 (see
+# replica 127.0.0.1:${MARIADB_REPLICA_PORT:-13316}, Kafka 127.0.0.1:19092 (see
 # infra/kafka/server.properties).
 set -euo pipefail
 
@@ -15,7 +15,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE="$ROOT/.services"
 MARIADB_PORT=${MARIADB_PORT:-13306}
 MARIADB_DIR="$STATE/mariadb"
-MARIADB_REPLICA_PORT=${MARIADB_REPLICA_PORT:-13307}
+MARIADB_REPLICA_PORT=${MARIADB_REPLICA_PORT:-13316}
 REPLICA_DIR="$STATE/mariadb-replica"
 KAFKA_DIR="$STATE/kafka"
 KAFKA_LIB="$ROOT/infra/kafka/lib"

@@ -181,7 +181,7 @@ up() {
   build
   log "starting the stack"
   compose up -d "$@"
-  wait_healthy mariadb kafka ingest worker nginx prometheus cadvisor
+  wait_healthy mariadb mariadb-replica kafka ingest worker nginx prometheus cadvisor
   # The web pools are ready once a model is registered: until the first training (bootstrap)
   # they answer 503 "no model is loaded yet", and NGINX passes that on.
   if compose exec -T worker python manage.py shell -c \

@@ -1,5 +1,5 @@
 """The read replica on real MariaDB replication: the replica ``scripts/services.sh`` starts
-(127.0.0.1:13307, following the primary by GTID), the test database reaching it by replication
+(127.0.0.1:13316, following the primary by GTID), the test database reaching it by replication
 from the primary. Runs in the MariaDB pass only."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-REPLICA_PORT = int(os.environ.get("MARIADB_REPLICA_PORT", "13307"))
+REPLICA_PORT = int(os.environ.get("MARIADB_REPLICA_PORT", "13316"))
 SOCKET = ROOT / ".services" / "mariadb-replica" / "mysqld.sock"
 
 

@@ -14,6 +14,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.integration, pytest.mark.slow]
 
 LONG_RUNNING = [
     "mariadb",
+    "mariadb-replica",
     "kafka",
     "web-stable-1",
     "web-stable-2",
@@ -103,6 +104,17 @@ def test_a_model_trained_in_the_stack_records_the_code_it_was_built_from(stack: 
 
     assert revisions
     assert all(revision.removesuffix("+dirty") == head.strip() for revision in revisions)
+
+
+def test_the_replica_follows_the_primary_and_the_apps_read_from_it(stack: Stack):
+    replicated = "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM recommender_modelversion"
+    primary = stack.sql(replicated)
+    wait_until(lambda: stack.sql(replicated, replica=True) == primary or None, seconds=30, what="the replica")
+    status = stack.shell("from core.replica import replica_status; print(replica_status().summary)")
+
+    assert primary[0][0] > 0
+    assert stack.sql("SELECT @@read_only, @@server_id", replica=True) == [(1, 2)]
+    assert "reads from the replica" in status
 
 
 def test_prometheus_scrapes_cadvisor_for_each_containers_cpu_and_memory(stack: Stack):

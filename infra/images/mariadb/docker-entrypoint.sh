@@ -1,7 +1,10 @@
 #!/bin/bash
 # The official image's first-start contract, for the variables recsite uses: MARIADB_DATABASE,
-# MARIADB_USER, MARIADB_PASSWORD, and MARIADB_ROOT_PASSWORD or MARIADB_RANDOM_ROOT_PASSWORD.
-# Arguments that start with "-" are options of mariadbd.
+# MARIADB_USER, MARIADB_PASSWORD, and MARIADB_ROOT_PASSWORD or MARIADB_RANDOM_ROOT_PASSWORD;
+# and its replication ones: MARIADB_REPLICATION_USER and MARIADB_REPLICATION_PASSWORD make that
+# user on a primary, and with MARIADB_MASTER_HOST (and MARIADB_MASTER_PORT) the server is a
+# replica that follows the primary's binary log from its start, by GTID, where MARIADB_USER may
+# only read. Arguments that start with "-" are options of mariadbd.
 set -euo pipefail
 if [ "${1:0:1}" = "-" ]; then set -- mariadbd "$@"; fi
 if [ "$1" != "mariadbd" ]; then exec "$@"; fi
@@ -17,7 +20,9 @@ if [ ! -d "$datadir/mysql" ]; then
     echo "[entrypoint] GENERATED ROOT PASSWORD: $root_password"
   fi
   [ -n "$root_password" ] || { echo "[entrypoint] set MARIADB_ROOT_PASSWORD or MARIADB_RANDOM_ROOT_PASSWORD" >&2; exit 1; }
-  mariadbd --user=mysql --datadir="$datadir" --skip-networking --socket=/run/mysqld/init.sock &
+  # The server's own options (a replica's relay log is named in them), but no binary log: what
+  # is made here, each server makes for itself, and a replica must not replay it.
+  mariadbd --user=mysql --datadir="$datadir" "$@" --skip-networking --skip-log-bin --socket=/run/mysqld/init.sock &
   pid=$!
   for _ in $(seq 1 60); do mariadb-admin --socket=/run/mysqld/init.sock ping >/dev/null 2>&1 && break; sleep 0.5; done
   health_password=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
@@ -36,7 +41,22 @@ if [ ! -d "$datadir/mysql" ]; then
     fi
     if [ -n "${MARIADB_USER:-}" ]; then
       echo "CREATE USER '${MARIADB_USER}'@'%' IDENTIFIED BY '$(escape "${MARIADB_PASSWORD:-}")';"
-      [ -n "${MARIADB_DATABASE:-}" ] && echo "GRANT ALL ON \`${MARIADB_DATABASE}\`.* TO '${MARIADB_USER}'@'%';"
+      if [ -n "${MARIADB_MASTER_HOST:-}" ]; then
+        # On a replica: reading, and seeing how far behind it is (the app's router checks).
+        [ -n "${MARIADB_DATABASE:-}" ] && echo "GRANT SELECT ON \`${MARIADB_DATABASE}\`.* TO '${MARIADB_USER}'@'%';"
+        echo "GRANT SLAVE MONITOR ON *.* TO '${MARIADB_USER}'@'%';"
+      else
+        [ -n "${MARIADB_DATABASE:-}" ] && echo "GRANT ALL ON \`${MARIADB_DATABASE}\`.* TO '${MARIADB_USER}'@'%';"
+      fi
+    fi
+    if [ -n "${MARIADB_MASTER_HOST:-}" ]; then
+      # Started with the server on its first real start (the settings are kept in the data).
+      echo "CHANGE MASTER TO MASTER_HOST='${MARIADB_MASTER_HOST}', MASTER_PORT=${MARIADB_MASTER_PORT:-3306},"
+      echo "  MASTER_USER='${MARIADB_REPLICATION_USER}', MASTER_PASSWORD='$(escape "${MARIADB_REPLICATION_PASSWORD:-}")',"
+      echo "  MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5;"
+    elif [ -n "${MARIADB_REPLICATION_USER:-}" ]; then
+      echo "CREATE USER '${MARIADB_REPLICATION_USER}'@'%' IDENTIFIED BY '$(escape "${MARIADB_REPLICATION_PASSWORD:-}")';"
+      echo "GRANT REPLICATION SLAVE ON *.* TO '${MARIADB_REPLICATION_USER}'@'%';"
     fi
     echo "FLUSH PRIVILEGES;"
   } | sql
