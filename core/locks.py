@@ -41,12 +41,16 @@ def lock_holder_new() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def lock_holder_is_here(holder: str) -> bool:
+    """True when ``holder`` is a process of this host."""
+    return holder.partition(":")[0] == socket.gethostname()
+
+
 def lock_holder_is_dead(holder: str, *, acquired_at: datetime | None) -> bool:
     """True when ``holder`` is a process of this host that is gone (its pid unused, or reused by
     a process started after ``acquired_at``). False when alive, or of another host: unknown."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    pid = holder.partition(":")[2].partition(":")[0]
+    if not lock_holder_is_here(holder) or not pid.isdigit():
         return False
     started = process_started_at(int(pid))
     # A second's slack: the start time is known to a clock tick, the lock's time to the database's.

@@ -245,6 +245,10 @@ STREAM_MAX_CLOCK_SKEW_SECONDS = env_int("STREAM_MAX_CLOCK_SKEW_SECONDS", 300, mi
 # Rejected lines kept verbatim; past this they are still counted, but not stored.
 STREAM_REJECTED_KEEP = env_int("STREAM_REJECTED_KEEP", 10_000, minimum=0)
 STREAM_METRICS_PORT = env_int("STREAM_METRICS_PORT", 0, minimum=0, maximum=65535)
+# A consumer's run that shows no sign of life (stream.services.RUN_HEARTBEAT_SECONDS, idle or
+# not) for this long is marked abandoned by the next consumer of another host: a process of another
+# container cannot be seen, so this is how replicas of the ingest service judge each other's runs.
+STREAM_RUN_STALE_SECONDS = env_float("STREAM_RUN_STALE_SECONDS", 300.0, minimum=60.0)
 
 # --- Notifications ---------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

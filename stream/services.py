@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from catalog.identifiers import title_year_from_slug
 from catalog.models import Movie, Rating, Viewer, Watch
 from core.db import bulk_upsert, connection_drop_if_broken, database_answers, is_lock_conflict
-from core.locks import lock_holder_is_dead, lock_holder_new
+from core.locks import lock_holder_is_dead, lock_holder_is_here, lock_holder_new
 from core.logcontext import log_context, new_id
 from stream import metrics
 from stream.models import IngestRun, ObservedRecommendation, RejectedLine, RejectionOverflow
@@ -335,8 +335,13 @@ def stream_consume(
     known = KnownIds()
     logged = time.monotonic()
     try:
+
+        def between_reads() -> bool:
+            _run_heartbeat(run)
+            return bool(stop.requested)
+
         batches = source.batches(
-            batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds, stopped=lambda: bool(stop.requested)
+            batch_size=batch_size, max_lines=max_events, idle_seconds=idle_seconds, stopped=between_reads
         )
         for lines in batches:
             batch_id = new_id()[:12]
@@ -375,6 +380,8 @@ def stream_consume(
 
 
 PROGRESS_LOG_SECONDS = 60.0
+# How often a live consumer's run says so, idle or not (settings.STREAM_RUN_STALE_SECONDS).
+RUN_HEARTBEAT_SECONDS = 30.0
 # Inside the ingest container's stop grace period (60 s), with room for the batch in hand.
 FINAL_SAVE_PATIENCE_SECONDS = 40.0
 # Long enough to reconnect once after a dropped connection; a database that stays away stops
@@ -485,20 +492,41 @@ def _add_to_run(run: IngestRun, result: BatchResult) -> None:
 
 
 def ingest_runs_abandon() -> list[IngestRun]:
-    """Mark abandoned the runs still ``running`` whose consumer process on this host is gone
-    (a SIGKILL, the out-of-memory killer), with the counts they last saved; returns them. Runs of
-    other hosts are left to their own host's next consumer."""
+    """Mark abandoned the runs still ``running`` whose consumer is gone, with the counts they
+    last saved; returns them. A consumer of this host is gone when its process is (a SIGKILL, the
+    out-of-memory killer); one of another host (another replica's container, or this container
+    before it was recreated) when its run has shown no sign of life for
+    ``STREAM_RUN_STALE_SECONDS``: a live consumer's run does every ``RUN_HEARTBEAT_SECONDS``."""
     abandoned = []
+    stale = timezone.now() - timedelta(seconds=settings.STREAM_RUN_STALE_SECONDS)
     for run in IngestRun.objects.filter(status=IngestRun.Status.RUNNING).exclude(holder=""):
-        if not lock_holder_is_dead(run.holder, acquired_at=run.started_at):
+        if lock_holder_is_dead(run.holder, acquired_at=run.started_at):
+            why = f"its process ({run.holder}) is gone"
+        elif not lock_holder_is_here(run.holder) and (run.updated_at or run.started_at) < stale:
+            why = f"its consumer ({run.holder}) showed no sign of life for {settings.STREAM_RUN_STALE_SECONDS:g} s"
+        else:
             continue
         run.status = IngestRun.Status.ABANDONED
         run.finished_at = run.updated_at or run.started_at
-        run.error = f"its process ({run.holder}) is gone; the counts are what it had stored"
+        run.error = f"{why}; the counts are what it had stored"
         run.save(update_fields=["status", "finished_at", "error"])
         logger.warning("ingest run %s abandoned: %s", run.pk, run.error)
         abandoned.append(run)
     return abandoned
+
+
+def _run_heartbeat(run: IngestRun) -> None:
+    """Between two reads, idle or not: the run's ``updated_at`` kept within
+    ``RUN_HEARTBEAT_SECONDS`` (each stored batch saves it too). A beat missed while the database
+    is away is harmless: the next one tries again, well inside the stale bound."""
+    now = timezone.now()
+    if run.updated_at is not None and (now - run.updated_at).total_seconds() < RUN_HEARTBEAT_SECONDS:
+        return
+    run.updated_at = now
+    try:
+        IngestRun.objects.filter(pk=run.pk).update(updated_at=now)
+    except DatabaseError as error:
+        logger.warning("the run's heartbeat was not saved (%s); the next one tries again", error)
 
 
 def _save_run(run: IngestRun, *, patience_seconds: float = 0.0) -> None:

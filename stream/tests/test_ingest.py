@@ -356,7 +356,34 @@ def test_a_run_whose_consumer_died_is_shown_abandoned_with_what_it_stored(dead_p
     assert (killed.lines, killed.ratings, killed.finished_at) == (15_000, 900, last_batch)
     assert "is gone" in killed.error
     elsewhere.refresh_from_db()
-    assert elsewhere.status == IngestRun.Status.RUNNING  # another host's: its own consumer decides
+    assert elsewhere.status == IngestRun.Status.RUNNING  # another host's, alive 3 minutes ago
+
+
+@pytest.mark.django_db
+def test_a_run_of_another_host_silent_past_the_stale_bound_is_abandoned_and_a_beating_one_is_not(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from stream.services import ingest_runs_abandon
+
+    settings.STREAM_RUN_STALE_SECONDS = 300
+    now = timezone.now()
+    silent, beating = (
+        IngestRun.objects.create(
+            source="kafka://k/movielog", started_at=now - timedelta(hours=1), updated_at=now - timedelta(seconds=age),
+            holder=f"{container}:7:cafe", lines=5_000,
+        )
+        for container, age in (("3f2a9c1d0b7e", 301), ("8e1d4b2c6a90", 200))
+    )  # fmt: skip
+
+    assert ingest_runs_abandon() == [silent]
+
+    silent.refresh_from_db()
+    assert (silent.status, silent.lines) == (IngestRun.Status.ABANDONED, 5_000)
+    assert "showed no sign of life for 300 s" in silent.error
+    beating.refresh_from_db()
+    assert beating.status == IngestRun.Status.RUNNING
 
 
 @pytest.mark.django_db

@@ -180,3 +180,26 @@ def test_a_stop_whose_signal_the_kafka_client_swallowed_still_ends_the_waiting_c
     assert (run.status, run.error) == (IngestRun.Status.STOPPED, "stopped by SIGTERM")
     assert run.finished_at is not None
     assert (run.finished_at - run.started_at).total_seconds() < 30
+
+
+def test_an_idle_consumer_keeps_showing_its_run_alive_to_the_consumers_of_other_hosts(monkeypatch):
+    from stream import services
+
+    monkeypatch.setattr(services, "RUN_HEARTBEAT_SECONDS", 0.5)
+    topic = f"test-{uuid.uuid4().hex[:10]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    try:
+        source = KafkaSource(bootstrap=settings.KAFKA_BOOTSTRAP, topic=topic, group=f"idle-{topic}")
+        run = stream_consume(source=source, idle_seconds=3)
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+
+    stored = IngestRun.objects.get(pk=run.pk)
+    assert (stored.lines, stored.batches) == (0, 0)
+    assert stored.updated_at is not None
+    assert stored.finished_at is not None
+    # No batch was stored, and the run still said it was alive until its last idle second.
+    assert (stored.updated_at - stored.started_at).total_seconds() >= 2.5
+    assert (stored.finished_at - stored.updated_at).total_seconds() <= 1.5
