@@ -195,6 +195,34 @@ def test_the_consumer_killed_mid_batch_loses_and_duplicates_nothing(stack: Stack
     assert _ratings_at(stack, 100_000, len(lines)) == len(lines)
 
 
+def test_ingest_scaled_to_two_replicas_shares_the_stream_and_leaves_each_others_runs_alone(stack: Stack, movies):
+    before = stack.scalar("SELECT COALESCE(MAX(id), 0) FROM stream_ingestrun")
+    stack.compose("up", "-d", "--no-deps", "--scale", "ingest=2", "ingest")
+    try:
+        lines = _rating_lines(movies, 200_000, 20_000)
+        _publish(stack, lines, during=lambda: None)
+        _wait_ingested(stack)
+        runs = stack.sql(
+            "SELECT holder, status, `lines` FROM stream_ingestrun WHERE id > %s OR status = 'running'", (before,)
+        )
+        targets = wait_until(
+            lambda: (
+                len(found := [t for t in stack.prometheus('up{job="recsite-ingest"}') if t["value"][1] == "1"]) == 2
+                and found
+            ),
+            seconds=60,
+            what="Prometheus scraping both replicas",
+        )
+    finally:
+        stack.compose("up", "-d", "--no-deps", "--scale", "ingest=1", "ingest")
+
+    assert _ratings_at(stack, 200_000, len(lines)) == len(lines)
+    # Two consumers, each with a run of its own host, both running: neither took the other's for dead.
+    assert len({holder.split(":")[0] for holder, status, _ in runs if status == "running"}) == 2
+    assert [status for _, status, _ in runs if status != "running"] == []
+    assert len(targets) == 2
+
+
 def test_the_database_stopped_under_load_answers_go_on_and_every_row_arrives(stack: Stack):
     result = load_run(
         port=stack.public_port,
