@@ -195,6 +195,12 @@ def test_the_consumer_killed_mid_batch_loses_and_duplicates_nothing(stack: Stack
     assert _ratings_at(stack, 100_000, len(lines)) == len(lines)
 
 
+def _ingest_targets_up(stack: Stack, count: int) -> list[str] | None:
+    """The ingest replicas Prometheus scrapes, once it scrapes ``count`` of them."""
+    up = [target["metric"]["instance"] for target in stack.prometheus('up{job="recsite-ingest"} == 1')]
+    return up if len(up) == count else None
+
+
 def test_ingest_scaled_to_two_replicas_shares_the_stream_and_leaves_each_others_runs_alone(stack: Stack, movies):
     before = stack.scalar("SELECT COALESCE(MAX(id), 0) FROM stream_ingestrun")
     stack.compose("up", "-d", "--no-deps", "--scale", "ingest=2", "ingest")
@@ -205,14 +211,7 @@ def test_ingest_scaled_to_two_replicas_shares_the_stream_and_leaves_each_others_
         runs = stack.sql(
             "SELECT holder, status, `lines` FROM stream_ingestrun WHERE id > %s OR status = 'running'", (before,)
         )
-        targets = wait_until(
-            lambda: (
-                len(found := [t for t in stack.prometheus('up{job="recsite-ingest"}') if t["value"][1] == "1"]) == 2
-                and found
-            ),
-            seconds=60,
-            what="Prometheus scraping both replicas",
-        )
+        targets = wait_until(lambda: _ingest_targets_up(stack, 2), seconds=60, what="Prometheus scraping both replicas")
     finally:
         stack.compose("up", "-d", "--no-deps", "--scale", "ingest=1", "ingest")
 
