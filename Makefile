@@ -21,10 +21,14 @@ MARIADB_REPLICA_URL ?= mysql://recsite:recsite@127.0.0.1:13316/recsite
 KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
 export KAFKA_BOOTSTRAP
 
-.PHONY: demo test test-sqlite test-mariadb test-stack lint venv services services-stop stack stack-down stack-bootstrap bench-stack bench-ingest bench-train bench-serve bench-scale bench-tiny bench-learning clean
+.PHONY: demo test test-sqlite test-mariadb test-stack lint venv venv-spark services services-stop stack stack-down stack-bootstrap bench-stack bench-ingest bench-train bench-serve bench-scale bench-tiny bench-learning clean
 
 venv:
 	@scripts/venv.sh
+
+# pyspark and pyarrow beside the rest, for TRAINING_ENGINE=spark and its tests.
+venv-spark:
+	@WITH_SPARK=1 scripts/venv.sh
 
 demo: venv
 	$(PY) manage.py migrate --no-input -v 0
@@ -96,13 +100,14 @@ bench-tiny: venv
 	GATE_MAX_RMSE=5 $(PY) benchmarks/movielens_http.py $(BENCH_TINY)/world
 	$(PY) benchmarks/serving.py --viewers 800 --movies 300 --sessions 3 --rate 50 --seconds 2
 	$(PY) benchmarks/scale.py --viewers 3000 --movies 500 --interactions 30000 --seconds 1
+	$(PY) benchmarks/scale.py --viewers 3000 --movies 500 --interactions 30000 --seconds 1 --engine spark
 	$(PY) benchmarks/console.py --viewers 2000 --answers 5000 --movies 300
 	$(PY) benchmarks/fairness.py --viewers 2000 --answers 5000 --watches 5000 --movies 300
 	$(PY) benchmarks/provenance_spool.py --rows 2000
 	DATABASE_URL=$(MARIADB_URL) DATABASE_REPLICA_URL=$(MARIADB_REPLICA_URL) $(PY) benchmarks/ingest.py --viewers 100 --movies 100 --sessions-per-viewer 1
 
 # The services come first: installing MariaDB brings the headers mysqlclient compiles against.
-test: services venv lint test-sqlite test-mariadb bench-tiny test-stack
+test: services venv venv-spark lint test-sqlite test-mariadb bench-tiny test-stack
 
 # Served NDCG@10 through HTTP on three generated worlds and on MovieLens-100K (docs/learning.md).
 bench-learning: venv

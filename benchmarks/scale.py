@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/scale.py --viewers 100000 --movies 27000 --interactions 2000000
     .venv/bin/python benchmarks/scale.py --viewers 1000000 --movies 27000 --interactions 10000000
     make bench-scale                     # both sizes, one after the other
+    .venv/bin/python benchmarks/scale.py ... --engine spark   # the factor models on Spark (local mode)
 
 Everything happens in a scratch directory with its own SQLite database (the embedded default):
 
@@ -12,7 +13,8 @@ Everything happens in a scratch directory with its own SQLite database (the embe
    taste times popularity. Every rating is an interaction (as in MovieLens).
 2. **Import** it with ``manage.py import_movielens`` (ratings per second).
 3. **Train** with ``manage.py train``: time and peak resident memory of each step (sampled from
-   /proc every 0.2 s and attributed to the step the command reported last).
+   /proc every 0.2 s and attributed to the step the command reported last), of the command and
+   its children (Spark's JVM with ``--engine spark``).
 4. **Serve** with gunicorn (two workers, the artifact memory-mapped): load time, each worker's
    resident memory split into the shared mapped files and its own, and p50/p99 of
    ``/recommend`` over HTTP, one request at a time, for known viewers, viewers with a history
@@ -159,6 +161,23 @@ def _rss_kb(pid: int) -> dict[str, int]:
     return figures
 
 
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and every process under it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _rss_kb(current).get("VmRSS", 0)
+        todo.extend(children.get(current, []))
+    return total
+
+
 def _train(env: dict[str, str]) -> tuple[float, list[tuple[str, float, float]], str]:
     """Run ``manage.py train``; (seconds, [(step, seconds, peak GB)], its summary line)."""
     started = time.perf_counter()
@@ -171,7 +190,7 @@ def _train(env: dict[str, str]) -> tuple[float, list[tuple[str, float, float]], 
     def read_steps() -> None:
         assert process.stderr is not None
         for line in process.stderr:
-            if line.startswith("["):
+            if line.startswith("[") and "] " in line:
                 with lock:
                     steps.append(Step(line.split("] ", 1)[1].strip(), time.perf_counter()))
             else:
@@ -180,7 +199,7 @@ def _train(env: dict[str, str]) -> tuple[float, list[tuple[str, float, float]], 
     reader = threading.Thread(target=read_steps)
     reader.start()
     while process.poll() is None:
-        rss = _rss_kb(process.pid).get("VmRSS", 0)
+        rss = _tree_rss_kb(process.pid)
         with lock:
             steps[-1].peak_kb = max(steps[-1].peak_kb, rss)
         time.sleep(0.2)
@@ -219,17 +238,23 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=100_000)
     parser.add_argument("--movies", type=int, default=27_000)
     parser.add_argument("--interactions", type=int, default=2_000_000)
-    parser.add_argument("--ranker", default=os.environ.get("TRAIN_RANKER", "auto"))
+    parser.add_argument("--engine", choices=("local", "spark"), default=os.environ.get("TRAINING_ENGINE", "local"))
+    parser.add_argument("--ranker", default=os.environ.get("TRAIN_RANKER", ""), help="the engine's default unless set")
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run per kind of viewer")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="recsite-scale-", dir=os.environ.get("SCALE_DIR")))
-    env = scratch_environment(scratch, TRAIN_RANKER=args.ranker, SNAPSHOT_MIN_RATINGS="1", PROVENANCE_RECORD="true")
+    chosen = {"TRAIN_RANKER": args.ranker} if args.ranker else {}
+    env = scratch_environment(
+        scratch, TRAINING_ENGINE=args.engine, SNAPSHOT_MIN_RATINGS="1", PROVENANCE_RECORD="true", **chosen
+    )
+    args.ranker = args.ranker or ("spark-als" if args.engine == "spark" else "auto")
     machine = f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
     print(f"recsite at scale: {args.viewers:,} viewers x {args.movies:,} movies x {args.interactions:,} "
-          f"interactions, ranker {args.ranker}; {machine}; scratch {scratch}", flush=True)  # fmt: skip
+          f"interactions, engine {args.engine}, ranker {args.ranker}; {machine}", flush=True)  # fmt: skip
+    print(f"scratch {scratch}", flush=True)
     try:
         _run(args, scratch, env)
     finally:

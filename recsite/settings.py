@@ -273,11 +273,21 @@ SNAPSHOT_MIN_RATINGS = env_int("SNAPSHOT_MIN_RATINGS", 500, minimum=1)
 SNAPSHOT_MAX_NEW_VIEWER_SHARE = env_float("SNAPSHOT_MAX_NEW_VIEWER_SHARE", 0.5, minimum=0.0, maximum=1.0)
 # A watch shorter than this is browsing, not a signal of interest.
 WATCH_MIN_MINUTES = env_int("WATCH_MIN_MINUTES", 5, minimum=0)
+# Where the factor models are fitted: "local" (scikit-surprise and implicit, in the process) or
+# "spark" (pyspark's ALS for both, recommender.learning.spark; pip install -r
+# requirements-spark.txt), in local mode or on the cluster SPARK_MASTER names.
+TRAINING_ENGINE = env_choice("TRAINING_ENGINE", "local", ("local", "spark"))
+SPARK_MASTER = env_str("SPARK_MASTER", "local[2]")
+SPARK_DRIVER_MEMORY = env_str("SPARK_DRIVER_MEMORY", "4g")
+SPARK_LOCAL_DIR = env_path("SPARK_LOCAL_DIR", VAR_DIR / "spark")
+SPARK_PARTITIONS = env_int("SPARK_PARTITIONS", 8, minimum=1)
+_SPARK = TRAINING_ENGINE == "spark"
 # Names from the learning registries; the recommender app checks them at start (apps.py).
-TRAIN_RATING_ALGORITHM = env_str("TRAIN_RATING_ALGORITHM", "svd").lower()
+TRAIN_RATING_ALGORITHM = env_str("TRAIN_RATING_ALGORITHM", "spark-als" if _SPARK else "svd").lower()
 # "auto": model selection chooses among every ranker at each training (recommender.learning.
-# selection); a ranker's name forces that one, with its default parameters.
-TRAIN_RANKER = env_str("TRAIN_RANKER", "auto").lower()
+# selection); a ranker's name forces that one, with its default parameters. On Spark the
+# factor ranker is fitted there, without selection (it fits its candidates in the process).
+TRAIN_RANKER = env_str("TRAIN_RANKER", "spark-als" if _SPARK else "auto").lower()
 # Model selection stops starting candidates after this long; each candidate is measured on at
 # most TRAIN_SELECTION_VIEWERS validation viewers (a fixed sample). Small data sets finish the
 # whole grid in seconds; at the platform's size (1M viewers, 10M interactions) the other steps

@@ -35,3 +35,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || { ! "$VENV/bin/python" -c 'im
   fi
   echo "$want" >"$stamp"
 fi
+
+# The Spark training engine's extra install (requirements-spark.txt), for the tests and whoever
+# trains on Spark: WITH_SPARK=1.
+if [ "${WITH_SPARK:-}" = 1 ]; then
+  spark_stamp="$VENV/.requirements-spark.sha256"
+  spark_want=$(sha256sum requirements-spark.txt | cut -d' ' -f1)
+  if [ "$(cat "$spark_stamp" 2>/dev/null)" != "$spark_want" ]; then
+    echo "[venv] installing requirements-spark.txt into .venv" >&2
+    "$VENV/bin/pip" install -q -r requirements-spark.txt
+    echo "$spark_want" >"$spark_stamp"
+  fi
+fi

@@ -277,9 +277,13 @@ class Factors(Ranker):
 
     def fold_in(self, columns: np.ndarray) -> np.ndarray:
         """A viewer's factors from their history, as ALS computes them (implicit's
-        ``user_linear_equation``): (YᵀY + reg·I + Σ (c-1) y yᵀ) x = Σ c y, with c = alpha."""
+        ``user_linear_equation``): (YᵀY + reg·I + Σ (c-1) y yᵀ) x = Σ c y, with c the confidence
+        of a watch. ``fold_in`` holds (c, reg), and a third value of 1 where reg is scaled by the
+        history's length, as Spark's ALS-WR does."""
         factors = self.arrays["movie_factors"][columns].astype(np.float64)
-        alpha, regularization = (float(value) for value in self.arrays["fold_in"])
+        alpha, regularization, *scaled = (float(value) for value in self.arrays["fold_in"])
+        if scaled and scaled[0]:
+            regularization *= len(columns)
         a = self.arrays["gram"] + regularization * np.eye(factors.shape[1]) + (alpha - 1.0) * (factors.T @ factors)
         b = alpha * factors.sum(axis=0)
         solved: np.ndarray = np.linalg.solve(a, b).astype(np.float32)
@@ -316,6 +320,39 @@ class ALS(Factors):
             "viewer_factors": np.ascontiguousarray(model.user_factors, dtype=np.float32),
             "gram": (movie_factors.T.astype(np.float64) @ movie_factors),
             "fold_in": np.array([alpha, regularization], dtype=np.float64),
+        }
+        return cls(arrays, x.shape[1])
+
+
+class SparkALS(Factors):
+    """Implicit-feedback ALS on Spark MLlib (``TRAINING_ENGINE=spark``; recommender.learning.spark),
+    for data past one machine. Not a candidate of model selection, which fits on one machine."""
+
+    name = "spark-als"
+    # Spark's confidence is 1 + alpha (ALS's is alpha) and its regularization is scaled by each
+    # viewer's interactions. On a generated taste world (1,500 viewers, 150 movies, 15,000
+    # watches): NDCG@10 0.505 against ALS's 0.508; regularization 0.3 or 3 (alpha 1) reached 0.35
+    # and 0.05, and 3 with alpha 5 0.499.
+    defaults = {"factors": 64, "regularization": 1.0, "iterations": 15, "alpha": 1.0, "seed": 42}
+
+    @classmethod
+    def fit(cls, x: sp.csr_matrix, **params: Any) -> SparkALS:
+        from recommender.learning.spark import als_implicit
+
+        alpha, regularization = float(params["alpha"]), float(params["regularization"])
+        viewer_factors, movie_factors = als_implicit(
+            x,
+            factors=int(params["factors"]),
+            regularization=regularization,
+            iterations=int(params["iterations"]),
+            alpha=alpha,
+            seed=int(params.get("seed", 42)),
+        )
+        arrays: dict[str, np.ndarray] = {
+            "movie_factors": movie_factors,
+            "viewer_factors": viewer_factors,
+            "gram": (movie_factors.T.astype(np.float64) @ movie_factors),
+            "fold_in": np.array([1.0 + alpha, regularization, 1.0], dtype=np.float64),
         }
         return cls(arrays, x.shape[1])
 
@@ -372,6 +409,8 @@ def _prune(weights: np.ndarray, neighbours: int) -> sp.csr_matrix:
 
 # The rankers training can fit, by name; a new one is a class above and a line here.
 RANKERS: dict[str, type[Ranker]] = {ranker.name: ranker for ranker in (EASE, ALS, ItemKNN, RP3beta, Popularity)}
+# Every ranker a training may name: model selection's, and the engines' own.
+NAMED_RANKERS: dict[str, type[Ranker]] = {**RANKERS, SparkALS.name: SparkALS}
 # How an artifact's arrays are scored, by the kind it records.
 SCORING: dict[str, type[Ranker]] = {ranker.kind: ranker for ranker in (ItemItem, Factors, Popularity)}
 # TRAIN_RANKER's value that lets model selection choose among RANKERS.
@@ -380,9 +419,9 @@ SELECT = "auto"
 
 def ranker_named(name: str) -> type[Ranker]:
     try:
-        return RANKERS[name]
+        return NAMED_RANKERS[name]
     except KeyError:
-        raise ValueError(f"unknown ranker {name!r}: use one of {', '.join(RANKERS)}") from None
+        raise ValueError(f"unknown ranker {name!r}: use one of {', '.join(NAMED_RANKERS)}") from None
 
 
 def ranker_of_arrays(kind: str, arrays: dict[str, np.ndarray], movies: int) -> Ranker:

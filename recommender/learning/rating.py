@@ -19,6 +19,8 @@ import numpy as np
 from surprise import SVD, AlgoBase, BaselineOnly, Dataset, KNNBaseline, Reader, SVDpp
 from surprise.model_selection import GridSearchCV
 
+from recommender.learning.spark import SPARK_ALS_RATING_DEFAULTS, SparkALSRating
+
 # Chosen by measurement on MovieLens-100K (benchmarks/training.py): 5-fold RMSE 0.916, against
 # 0.936 for scikit-surprise's own defaults (20 epochs, lr 0.005, reg 0.02; it publishes 0.934).
 SVD_DEFAULTS: dict[str, Any] = {"n_factors": 100, "n_epochs": 30, "lr_all": 0.007, "reg_all": 0.06}
@@ -94,6 +96,9 @@ RATING_ALGORITHMS: dict[str, RatingAlgorithm] = {
             "knnbaseline", KNN_BASELINE_DEFAULTS, lambda params, seed: KNNBaseline(**params, verbose=False)
         ),
         RatingAlgorithm("baseline", BASELINE_DEFAULTS, lambda params, seed: BaselineOnly(**params, verbose=False)),
+        RatingAlgorithm(
+            "spark-als", SPARK_ALS_RATING_DEFAULTS, lambda params, seed: SparkALSRating(**params, random_state=seed)
+        ),
         RatingAlgorithm(
             "blend",
             {"svd": SVD_DEFAULTS, "knnbaseline": KNN_BASELINE_DEFAULTS},
