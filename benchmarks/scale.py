@@ -281,6 +281,9 @@ def _run(args: argparse.Namespace, scratch: Path, env: dict[str, str]) -> None:
     artifact = max((p for p in (scratch / "models").glob("v*") if p.is_dir()), key=lambda path: path.stat().st_mtime)
     size = sum(file.stat().st_size for file in artifact.glob("*.npy"))
     print(f"artifact   {size / 2**20:,.0f} MB in {len(list(artifact.glob('*.npy')))} files", flush=True)
+    if " rejected" in summary:
+        print("the gate refused the version: nothing to report on or to serve", flush=True)
+        return
     seconds, peak = _measured(env, "fairness_report")
     print(f"fairness   the version's report (default bootstrap) in {seconds:.0f}s, peak {peak:.2f} GB", flush=True)
 
