@@ -39,13 +39,13 @@ def test_only_the_public_port_and_kafkas_listener_may_be_published_beyond_this_h
         (name, port) for name, service in _compose()["services"].items() for port in service.get("ports", [])
     )
 
-    # Prometheus, MariaDB and the console stay on this host; the public port and Kafka's external
+    # Prometheus, MariaDB (and its replica) and the console stay on this host; the public port and Kafka's external
     # listener bind where PUBLIC_BIND and KAFKA_EXTERNAL_BIND say.
     assert [(name, port) for name, port in published if not port.startswith("127.0.0.1:")] == [
         ("kafka", "${KAFKA_EXTERNAL_BIND:-127.0.0.1}:${KAFKA_EXTERNAL_PORT:-29092}:29092"),
         ("nginx", "${PUBLIC_BIND:-0.0.0.0}:${PUBLIC_PORT:-8082}:8082"),
     ]
-    assert {name for name, _ in published} == {"kafka", "mariadb", "nginx", "prometheus"}
+    assert {name for name, _ in published} == {"kafka", "mariadb", "mariadb-replica", "nginx", "prometheus"}
 
 
 def test_the_pools_sync_workers_are_reachable_only_through_nginx_in_every_topology(monkeypatch, tmp_path):
