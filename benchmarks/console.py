@@ -6,8 +6,8 @@
 A scratch SQLite database (the embedded default) gets a catalogue of 27,000 movies, the viewers,
 three model versions and the answers (provenance rows) spread over the last day, written with the
 bulk writers the import uses. Then a logged-in client opens each console page five times and
-prints the median time and the number of queries. Nothing is asserted: the figures are for the
-issue's note and the README.
+prints the first time, the median and the number of queries. Nothing is asserted: the figures
+are for the issue's note and the README.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def fill(viewers: int, movies: int, answers: int) -> None:
     from catalog.models import Movie, Viewer
     from core.db import bulk_insert_new, db_datetimes
     from provenance.models import Recommendation
+    from provenance.rollup import served_minute_counts, served_minutes_store
     from recommender.models import ModelVersion
 
     rng = np.random.default_rng(1)
@@ -130,6 +131,8 @@ def fill(viewers: int, movies: int, answers: int) -> None:
                 rows,
                 prepared=frozenset({"served_at"}),
             )  # fmt: skip
+    # Written around the recorder, so the rollup is built as migration 0005 builds it.
+    served_minutes_store(served_minute_counts(Recommendation.objects.all()))
 
 
 def _measure() -> None:
@@ -172,7 +175,11 @@ def _measure() -> None:
                 times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, (path, response.status_code)
             queries = len(captured)
-        print(f"  {label:<36} median {statistics.median(times):8.1f} ms   {queries:3d} queries", flush=True)
+        print(
+            f"  {label:<36} first {times[0]:8.1f} ms   median {statistics.median(times):8.1f} ms"
+            f"   {queries:3d} queries",
+            flush=True,
+        )
     started = time.perf_counter()
     response = client.get(reverse("admin:console_provenance_csv") + f"?viewer={answer[1]}")
     rows = b"".join(response.streaming_content).count(b"\n") - 1  # type: ignore[attr-defined]

@@ -17,30 +17,27 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import (
-    Case,
     Count,
     DateTimeField,
     ExpressionWrapper,
-    IntegerField,
     Max,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     Value,
-    When,
 )
-from django.db.models.functions import Coalesce, Floor, TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from catalog.models import Movie, Rating, Viewer, Watch
 from catalog.selectors import movie_titles
 from core.charts import Chart, Series, time_axis
-from core.db import EpochSeconds
 from fairness.models import FairnessReport
 from fairness.selectors import fairness_report_latest
-from provenance.models import Recommendation
+from provenance.models import Recommendation, ServedMinute
+from provenance.rollup import LATENCY_BOUNDS_MS, minute_start
 from recommender.gate import GateCheck
 from recommender.models import DataSnapshot, ModelStatusChange, ModelVersion
 from releases.analysis import MetricCheck
@@ -48,9 +45,6 @@ from releases.models import AnalysisRun, Release, ReleaseEvent
 from serving.models import ArtifactFault
 from stream.models import IngestRun, RejectedLine, RejectionOverflow
 
-# Upper bounds of the latency histogram (ms), as a Prometheus histogram's buckets: p99 per time
-# bucket is interpolated from grouped counts, which the database computes on any number of rows.
-LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2500, 5000, 10000)
 POOLS: tuple[str, ...] = (Recommendation.Pool.STABLE.value, Recommendation.Pool.CANARY.value)
 
 
@@ -144,14 +138,6 @@ def fairness_of_serving(serving: ServingNow) -> list[FairnessReport]:
 # --- Traffic, per pool -----------------------------------------------------------------------
 
 
-def _latency_bucket() -> Case:
-    return Case(
-        *(When(latency_ms__lt=bound, then=Value(i)) for i, bound in enumerate(LATENCY_BOUNDS_MS)),
-        default=Value(len(LATENCY_BOUNDS_MS)),
-        output_field=IntegerField(),
-    )
-
-
 def quantile_from_histogram(counts: list[int], quantile: float = 0.99) -> float | None:
     """The ``quantile`` of a latency histogram (counts per ``LATENCY_BOUNDS_MS`` bucket, the last
     one unbounded), interpolated linearly inside its bucket as Prometheus' histogram_quantile
@@ -179,31 +165,21 @@ class PoolTraffic:
     error_rate: dict[str, list[float | None]]
 
 
-def pool_traffic(
-    *, since: datetime, until: datetime, bucket_minutes: int = 5, queryset: QuerySet[Recommendation] | None = None
-) -> PoolTraffic:
-    """Requests per minute, p99 latency and the share of 5xx answers, per pool and time bucket."""
-    # Minutes since the epoch, computed by the database in C: Django's TruncMinute is a Python
-    # function per row on SQLite (3.2 s for 250,000 answers).
-    rows = (
-        (queryset if queryset is not None else Recommendation.objects.all())
-        .filter(served_at__gte=since, served_at__lt=until)
-        .annotate(minute=Floor(EpochSeconds("served_at") / Value(60)), latency_bucket=_latency_bucket())
-        .values("minute", "pool", "latency_bucket")
-        .annotate(requests=Count("id"), errors=Count("id", filter=Q(status__gte=500)))
-        .order_by()
-    )
+def pool_traffic(*, since: datetime, until: datetime, bucket_minutes: int = 5) -> PoolTraffic:
+    """Requests per minute, p99 latency and the share of 5xx answers, per pool and time bucket,
+    over the minutes that start in [since, until): read from the per-minute rollup
+    (``provenance.rollup``), so three hours are at most 360 rows whatever the traffic."""
     step = timedelta(minutes=bucket_minutes)
-    start = since.replace(second=0, microsecond=0)
+    start = minute_start(since)
     buckets = max(1, int((until - start) / step) + (1 if (until - start) % step else 0))
     histogram = {pool: [[0] * (len(LATENCY_BOUNDS_MS) + 1) for _ in range(buckets)] for pool in POOLS}
     errors = {pool: [0] * buckets for pool in POOLS}
-    for row in rows:
-        if row["pool"] not in histogram:
-            continue
-        index = min(buckets - 1, int((int(row["minute"]) * 60 - start.timestamp()) // step.total_seconds()))
-        histogram[row["pool"]][index][row["latency_bucket"]] += row["requests"]
-        errors[row["pool"]][index] += row["errors"]
+    minutes = ServedMinute.objects.filter(minute__gte=start, minute__lt=until, pool__in=POOLS)
+    for minute, pool, counts, failed in minutes.values_list("minute", "pool", "latency_counts", "errors"):
+        index = min(buckets - 1, int((minute - start) / step))
+        for bucket, count in enumerate(counts):
+            histogram[pool][index][bucket] += count
+        errors[pool][index] += failed
     labels = [timezone.localtime(start + i * step).strftime("%H:%M") for i in range(buckets)]
     requests: dict[str, list[float | None]] = {
         pool: [sum(counts) / bucket_minutes for counts in histogram[pool]] for pool in POOLS
@@ -222,19 +198,10 @@ def pool_traffic(
     )
 
 
-TRAFFIC_CACHE_SECONDS = 60
-
-
 def pool_traffic_recent(*, hours: int, now: datetime) -> PoolTraffic:
-    """``pool_traffic`` over the last ``hours`` up to the current minute, computed at most once a
-    minute (cached): at 23 answers a second, three hours are 250,000 rows and 1.5 s to group."""
-    until = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    key = f"console:traffic:{hours}:{until.timestamp()}"
-    traffic: PoolTraffic | None = cache.get(key)
-    if traffic is None:
-        traffic = pool_traffic(since=until - timedelta(hours=hours), until=until)
-        cache.set(key, traffic, TRAFFIC_CACHE_SECONDS)
-    return traffic
+    """``pool_traffic`` over the last ``hours`` up to and including the current minute."""
+    until = minute_start(now) + timedelta(minutes=1)
+    return pool_traffic(since=until - timedelta(hours=hours), until=until)
 
 
 def _rounded(value: float | None, digits: int = 2) -> float | None:

@@ -26,6 +26,7 @@ from catalog.services import movielens_import
 from fairness import metrics
 from fairness.feedback import homogenisation
 from provenance.models import Recommendation
+from provenance.rollup import recommendations_insert
 from recommender.models import ModelVersion
 from recommender.services import model_train, model_version_set_status
 from serving.services import recommendation_answer
@@ -101,7 +102,7 @@ def loop_run(*, settings: LoopSettings, directory: Path) -> list[dict[str, Any]]
             watched[index].add(choice)
             followed += from_list
             lines += [line for _, line in world.watch_lines(index, choice, moment, rng)]
-        Recommendation.objects.bulk_create(rows)
+        recommendations_insert(rows)
         stream_ingest_batch(lines=lines, source="simulate_loop")
         days.append(
             {**_figures(world, lists, watched, seen, explored), "followed_share": round(followed / len(lists), 4)}

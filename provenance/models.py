@@ -69,3 +69,27 @@ class Recommendation(models.Model):
     @property
     def explored_list(self) -> list[str]:
         return self.explored.split(",") if self.explored else []
+
+
+class ServedMinute(models.Model):
+    """The answers of one pool in one minute, counted per latency bucket: what the console's
+    traffic charts read, a few hundred rows for hours of answers however many there are.
+
+    Recomputed from the answers by ``provenance.rollup`` each time answers of that minute are
+    written, so it holds what the table holds (see there why a concurrent writer cannot leave
+    it behind)."""
+
+    minute = models.DateTimeField(help_text="the minute's start (UTC)")
+    pool = models.CharField(max_length=8, choices=Recommendation.Pool.choices)
+    requests = models.PositiveIntegerField(help_text="answers served in the minute")
+    errors = models.PositiveIntegerField(help_text="of those, answers with a 5xx status")
+    latency_counts = models.JSONField(
+        help_text="answers per latency bucket: under each bound of LATENCY_BOUNDS_MS (ms), then the rest"
+    )
+
+    class Meta:
+        ordering = ["minute", "pool"]
+        constraints = [models.UniqueConstraint(fields=["minute", "pool"], name="served_minute_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.pool} at {self.minute:%Y-%m-%d %H:%M}: {self.requests} answers"

@@ -4,15 +4,15 @@ one when the worker is killed.
 The view hands each row to ``recorder.record()``, which appends it to this process's spool file
 (``provenance.spool``: durable once written, even if the process is then killed) and to a
 bounded in-memory queue. A daemon thread writes the queue in batches (``bulk_create`` ignoring
-duplicates, so a retried batch adds nothing), then deletes the spool files whose rows are all
-in. If the database is away, the batch stays queued and is retried with back-off; failures are
-counted. Past ``PROVENANCE_MAX_PENDING`` rows the oldest are dropped from memory (and counted),
-not from disk: their spool files go to recovery, so an outage can neither exhaust the worker's
-memory nor lose a row. ``flush()`` writes everything now (gunicorn's worker_exit hook and atexit
-call it). The same thread drains the spool files of workers that died (``recover()``) every
-``PROVENANCE_RECOVER_SECONDS``, and a starting worker does at once (gunicorn's
-post_worker_init), so every answered request has exactly one row, also after a SIGKILL during
-an outage, without a restart.
+duplicates, so a retried batch adds nothing; ``provenance.rollup`` then recounts their minutes),
+then deletes the spool files whose rows are all in. If the database is away, the batch stays
+queued and is retried with back-off; failures are counted. Past ``PROVENANCE_MAX_PENDING`` rows
+the oldest are dropped from memory (and counted), not from disk: their spool files go to
+recovery, so an outage can neither exhaust the worker's memory nor lose a row. ``flush()``
+writes everything now (gunicorn's worker_exit hook and atexit call it). The same thread drains
+the spool files of workers that died (``recover()``) every ``PROVENANCE_RECOVER_SECONDS``, and a
+starting worker does at once (gunicorn's post_worker_init), so every answered request has
+exactly one row, also after a SIGKILL during an outage, without a restart.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from prometheus_client import Counter, Gauge
 from core.background import ProcessThread
 from core.db import connection_drop_if_broken
 from provenance.models import Recommendation
+from provenance.rollup import recommendations_insert
 from provenance.spool import Spool, row_to_line, spool_recover
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class RecommendationRecorder:
                     self._spool.release()
                     return True
             try:
-                Recommendation.objects.bulk_create(batch, ignore_conflicts=True)
+                recommendations_insert(batch, batch_size=len(batch))
             except DatabaseError as error:
                 WRITE_FAILURES.inc()
                 logger.warning("could not write %d recommendation rows (kept for retry): %s", len(batch), error)

@@ -43,6 +43,7 @@ from django.conf import settings
 
 from core.processes import process_is_alive, process_start_ticks
 from provenance.models import Recommendation
+from provenance.rollup import recommendations_insert
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +188,7 @@ def spool_recover(*, batch_size: int = 1000) -> int:
         except FileNotFoundError:
             continue  # another worker claimed it a moment ago
         rows = [line_to_row(line) for line in claimed.read_bytes().splitlines() if line.strip()]
-        for start in range(0, len(rows), batch_size):
-            Recommendation.objects.bulk_create(rows[start : start + batch_size], ignore_conflicts=True)
+        recommendations_insert(rows, batch_size=batch_size)
         claimed.unlink()
         recovered += len(rows)
         logger.info("recovered %d provenance rows from %s", len(rows), path.name)

@@ -8,6 +8,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from catalog.models import Viewer
 from provenance.models import Recommendation
+from provenance.rollup import recommendations_insert
 from recommender.models import ModelVersion
 from recommender.services import model_train
 from releases.services import release_evaluate, release_start
@@ -18,20 +19,22 @@ CHROMIUM = "/usr/bin/chromium"
 
 def serve(pool, version, *, count, viewer=1, items="a+1", latency_ms=5.0, status=200, at=None):
     at = at or timezone.now()
-    Recommendation.objects.bulk_create(
-        Recommendation(
-            request_id=f"{pool}-{version.version}-{at.timestamp()}-{viewer}-{n}-{status}-{latency_ms}",
-            viewer_id=viewer,
-            model_version=version,
-            pool=pool,
-            strategy="personalized",
-            items=items,
-            status=status,
-            latency_ms=latency_ms,
-            served_at=at,
-            host="test",
-        )
-        for n in range(count)
+    recommendations_insert(
+        [
+            Recommendation(
+                request_id=f"{pool}-{version.version}-{at.timestamp()}-{viewer}-{n}-{status}-{latency_ms}",
+                viewer_id=viewer,
+                model_version=version,
+                pool=pool,
+                strategy="personalized",
+                items=items,
+                status=status,
+                latency_ms=latency_ms,
+                served_at=at,
+                host="test",
+            )
+            for n in range(count)
+        ]
     )
 
 

@@ -6,8 +6,9 @@ from django_q.models import Schedule
 
 from catalog.models import Movie, Rating, Viewer, Watch
 from console import selectors
-from console.selectors import LATENCY_BOUNDS_MS, quantile_from_histogram
+from console.selectors import quantile_from_histogram
 from provenance.models import Recommendation
+from provenance.rollup import LATENCY_BOUNDS_MS
 from recommender.models import ModelVersion
 from stream.models import RejectedLine, RejectionOverflow
 
