@@ -261,3 +261,13 @@ def integer_columns(queryset: models.QuerySet[Any, Any]) -> np.ndarray:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return np.array(rows, dtype=np.int64).reshape(-1, width)
+
+
+def raw_chunks(queryset: models.QuerySet[Any, Any], size: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
+    """A query's rows as the driver gives them, ``size`` at a time, without Django's converters
+    per value: for millions of rows of columns the driver already returns as the types wanted."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(size):
+            yield chunk

@@ -86,22 +86,18 @@ def served_report_create(
     watched = integer_columns(
         Watch.objects.filter(first_seen_at__gte=start, first_seen_at__lt=end).values_list("viewer_id", "movie_id")
     )
-    served = _Served.of(answers, followed, catalogue, _list_diversity(answers, catalogue, seed=seed))
+    served = _Served.of(answers, followed, catalogue, _list_diversity(answers, catalogue, seed=seed), groups, watched)
     figures: dict[str, Any] = {
         "answers": len(answers),
         "viewers": len(np.unique(answers.viewers)),
         "followed": round(float(followed.mean()), 5),
         "versions": _versions(answers),
         "strategies": _counts(answers.strategies),
-        "degraded": Recommendation.objects.filter(
-            served_at__gte=start, served_at__lt=end, status=200, degraded=True
-        ).count(),
+        "degraded": int(answers.degraded.sum()),
         "exposure": _exposure(answers, catalogue),
     }
     sections = {
-        dimension: _dimension(
-            dimension, served, watched, groups, catalogue, bootstrap=bootstrap, seed=seed, min_group=min_group
-        )
+        dimension: _dimension(dimension, served, groups, bootstrap=bootstrap, seed=seed, min_group=min_group)
         for dimension in DIMENSIONS
     }
     _disparities(figures, sections)
@@ -212,11 +208,14 @@ def _list_diversity(answers: ServedAnswers, catalogue: _Catalogue, *, seed: int)
 
 @dataclass(frozen=True)
 class _Served:
-    """What every dimension reads, worked out once: per answer and per distinct viewer."""
+    """What every dimension reads, worked out once: per answer, per distinct viewer and per
+    combination of gender, age and occupation (``GroupTable``'s rows: a few hundred), so that a
+    dimension's groups are sums over combinations rather than another pass over the answers."""
 
     answers: ServedAnswers
     viewers: np.ndarray  # the distinct viewers served
     viewer_of: np.ndarray  # per answer: its viewer's row in ``viewers``
+    combinations: np.ndarray  # per distinct viewer: its row in the group table's labels
     followed: np.ndarray  # per distinct viewer: answers followed
     answered: np.ndarray  # per distinct viewer: answers
     places: np.ndarray  # per answer: movies listed
@@ -224,17 +223,32 @@ class _Served:
     cold: np.ndarray  # per answer: a cold-start answer
     popularity: np.ndarray  # per answer: mean popularity of its movies (NaN for none)
     diversity: np.ndarray  # per answer: list diversity (NaN where not computed)
+    shown: sp.csr_matrix  # combinations x genres: genres of the movies listed to them
+    watched: sp.csr_matrix  # combinations x genres: genres of the movies they started watching
+    population: np.ndarray  # per combination: known viewers
 
     @classmethod
-    def of(cls, answers: ServedAnswers, followed: np.ndarray, catalogue: _Catalogue, diversity: np.ndarray) -> _Served:
+    def of(
+        cls,
+        answers: ServedAnswers,
+        followed: np.ndarray,
+        catalogue: _Catalogue,
+        diversity: np.ndarray,
+        groups: GroupTable,
+        watched: np.ndarray,
+    ) -> _Served:
         viewers, viewer_of = np.unique(answers.viewers, return_inverse=True)
+        combinations = groups.combinations_of(viewers)
+        count = len(next(iter(groups.labels.values())))
         valid = answers.items >= 0
         places = valid.sum(axis=1)
         shown = np.where(valid, catalogue.popularity[np.maximum(answers.items, 0)], 0.0).sum(axis=1)
+        watched_inside = watched[:, 1] < len(catalogue.known)
         return cls(
             answers=answers,
             viewers=viewers,
             viewer_of=viewer_of,
+            combinations=combinations,
             followed=np.bincount(viewer_of, weights=followed, minlength=len(viewers)),
             answered=np.bincount(viewer_of, minlength=len(viewers)).astype(np.float64),
             places=places,
@@ -242,28 +256,44 @@ class _Served:
             cold=answers.strategies == Recommendation.Strategy.COLD_START,
             popularity=np.where(places > 0, shown / np.maximum(places, 1), np.nan),
             diversity=diversity,
+            shown=_genre_counts(np.repeat(combinations[viewer_of], places), answers.items[valid], count, catalogue),
+            watched=_genre_counts(
+                groups.combinations_of(watched[watched_inside, 0]), watched[watched_inside, 1], count, catalogue
+            ),
+            population=np.bincount(groups.codes, minlength=count),
         )
 
 
 def _dimension(
     dimension: str,
     served: _Served,
-    watched: np.ndarray,
     groups: GroupTable,
-    catalogue: _Catalogue,
     *,
     bootstrap: int,
     seed: int,
     min_group: int,
 ) -> tuple[dict[str, Any], metrics.GroupedMetric]:
-    # Groups are found per distinct viewer (a viewer is in one group), then spread to answers.
-    viewer_labels = groups.of(served.viewers, dimension).astype(str)
-    names, viewer_codes = np.unique(viewer_labels, return_inverse=True)
-    codes = viewer_codes[served.viewer_of]
+    # A viewer is in one group: groups are found per combination, then spread to viewers and answers.
+    every_name, name_of = np.unique(groups.labels[dimension].astype(str), return_inverse=True)
+    used = np.unique(name_of[served.combinations])  # the groups of the viewers served
+    position = np.full(len(every_name), -1, dtype=np.int64)
+    position[used] = np.arange(len(used))
+    names = every_name[used]
     count = len(names)
+    of_combination = position[name_of]  # -1: a group none of the viewers served is in
+    viewer_codes = of_combination[served.combinations]
+    codes = viewer_codes[served.viewer_of]
     answered = np.bincount(codes, minlength=count)
     served_viewers = np.bincount(viewer_codes, minlength=count)
-    population = _counts(groups.labels[dimension][groups.codes].astype(str)) if len(groups.ids) else {}
+    in_group = of_combination >= 0
+    # groups x combinations, to sum what was counted per combination
+    members = sp.csr_matrix(
+        (np.ones(int(in_group.sum())), (of_combination[in_group], np.flatnonzero(in_group))),
+        shape=(count, len(of_combination)),
+    )
+    shown_genres = np.asarray((members @ served.shown).todense())
+    watched_genres = np.asarray((members @ served.watched).todense())
+    population = np.bincount(name_of, weights=served.population, minlength=len(every_name))[used]
     known_viewers = max(len(groups.ids), 1)
     # Per viewer: answers followed (truth) and answers (estimate); a group's ratio of the sums is
     # its share of answers followed, and resampling these rows resamples viewers.
@@ -271,7 +301,7 @@ def _dimension(
         metrics.RATIO_OF_SUMS,
         served.followed,
         served.answered,
-        viewer_labels,
+        names[viewer_codes],
         n_boot=bootstrap,
         seed=seed,
     )
@@ -280,11 +310,6 @@ def _dimension(
     cold = np.bincount(codes, weights=served.cold, minlength=count)
     popularity = _group_means(codes, served.popularity, count)
     diversity = _group_means(codes, served.diversity, count)
-    items = served.answers.items
-    shown_genres = _genre_counts(np.repeat(codes, served.places), items[items >= 0], count, catalogue)
-    watched_codes = _codes_of(groups.of(watched[:, 0], dimension).astype(str), names)
-    watched_here = (watched_codes >= 0) & (watched[:, 1] < len(catalogue.known))
-    watched_genres = _genre_counts(watched_codes[watched_here], watched[watched_here, 1], count, catalogue)
     rows: dict[str, dict[str, Any]] = {}
     for index, name in enumerate(names.tolist()):
         figure = follow.groups.get(name, metrics.GroupFigure(None, None, None))
@@ -297,7 +322,7 @@ def _dimension(
             "explored_share": round(float(explored[index] / slots[index]), 5) if slots[index] else 0.0,
             "answer_share": round(float(answered[index] / len(served.answers)), 5),
             "served_viewer_share": round(float(served_viewers[index] / max(len(served.viewers), 1)), 5),
-            "population_share": round(population.get(name, 0) / known_viewers, 5),
+            "population_share": round(float(population[index]) / known_viewers, 5),
             "recommended_entropy": round(metrics.entropy(shown_genres[index]), 4),
             "watched_entropy": (
                 round(metrics.entropy(watched_genres[index]), 4) if watched_genres[index].any() else None
@@ -334,20 +359,13 @@ def _group_means(codes: np.ndarray, values: np.ndarray, count: int) -> list[floa
     return [float(total / size) if size else None for total, size in zip(sums, sizes, strict=True)]
 
 
-def _codes_of(labels: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """Each label's index in the sorted ``names``, -1 for a label not among them."""
-    if not len(names):
-        return np.full(len(labels), -1, dtype=np.int64)
-    found = np.minimum(np.searchsorted(names, labels), len(names) - 1)
-    return np.where(names[found] == labels, found, -1)
-
-
-def _genre_counts(codes: np.ndarray, movies: np.ndarray, groups: int, catalogue: _Catalogue) -> np.ndarray:
-    """groups x genres: how many times each group met each genre among ``movies`` (counted per
-    group and movie first: a few groups by the catalogue, whatever the number of answers)."""
+def _genre_counts(codes: np.ndarray, movies: np.ndarray, rows: int, catalogue: _Catalogue) -> sp.csr_matrix:
+    """rows x genres: how many times each row (a combination) met each genre among ``movies``
+    (counted per row and movie first: a few hundred rows by the catalogue, whatever the number
+    of answers)."""
     span = catalogue.genres.shape[0]
-    per_movie = np.bincount(codes * span + movies, minlength=groups * span).reshape(groups, span)
-    return np.asarray(catalogue.genres.T @ per_movie.T.astype(np.float32)).T
+    per_movie = np.bincount(codes * span + movies, minlength=rows * span).reshape(rows, span)
+    return sp.csr_matrix(per_movie.astype(np.float32)) @ catalogue.genres
 
 
 def _round(value: float | None, digits: int = 5) -> float | None:

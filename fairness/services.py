@@ -108,12 +108,17 @@ class GroupTable:
 
     def of(self, viewers: np.ndarray, dimension: str) -> np.ndarray:
         """The groups of ``viewers`` in ``dimension`` (unknown for ids the catalogue has not seen)."""
-        unknown = len(self.labels[dimension]) - 1
+        labels: np.ndarray = self.labels[dimension][self.combinations_of(viewers)]
+        return labels
+
+    def combinations_of(self, viewers: np.ndarray) -> np.ndarray:
+        """Each viewer's row in ``labels`` (its gender, age and occupation together; the last row
+        for ids the catalogue has not seen): looked up once, then a row per dimension."""
+        unknown = len(next(iter(self.labels.values()))) - 1
         if not len(self.ids):
-            return np.full(len(viewers), self.labels[dimension][unknown], dtype=object)
+            return np.full(len(viewers), unknown, dtype=np.int64)
         found = np.minimum(np.searchsorted(self.ids, viewers), len(self.ids) - 1)
-        codes = np.where(self.ids[found] == viewers, self.codes[found], unknown)
-        return self.labels[dimension][codes]
+        return np.where(self.ids[found] == viewers, self.codes[found], unknown)
 
 
 def group_table_load() -> GroupTable:

@@ -7,18 +7,15 @@ The canary analysis (a few thousand answers every few minutes) and the daily fai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import Any
 
 import numpy as np
-from django.db import connection
-from django.db.models import QuerySet
 
 from catalog.models import Movie, Watch
-from core.db import EpochSeconds, integer_columns
+from core.db import EpochSeconds, integer_columns, raw_chunks
 from provenance.models import Recommendation
 
 # Up to this many viewers, their watches are read through the (viewer, movie) index; past it one
@@ -37,6 +34,7 @@ class ServedAnswers:
     explored: np.ndarray  # answers x slots: placed by exploration
     strategies: np.ndarray  # Recommendation.Strategy values
     versions: np.ndarray  # ModelVersion pk, 0 for none
+    degraded: np.ndarray  # answered without the database or by a stand-in version
 
     def __len__(self) -> int:
         return len(self.viewers)
@@ -50,10 +48,10 @@ def served_answers(*, start: datetime, end: datetime, pool: str | None = None) -
     query = (
         rows.annotate(epoch=EpochSeconds("served_at"))
         .order_by("served_at", "id")
-        .values_list("viewer_id", "epoch", "items", "explored", "strategy", "model_version_id")
+        .values_list("viewer_id", "epoch", "items", "explored", "strategy", "model_version_id", "degraded")
     )
     movie_of = dict(Movie.objects.values_list("slug", "id"))
-    parts = [_answer_columns(chunk, movie_of) for chunk in _raw_chunks(query)]
+    parts = [_answer_columns(chunk, movie_of) for chunk in raw_chunks(query)]
     if not parts:
         return ServedAnswers(
             viewers=np.zeros(0, dtype=np.int64),
@@ -62,6 +60,7 @@ def served_answers(*, start: datetime, end: datetime, pool: str | None = None) -
             explored=np.zeros((0, 0), dtype=bool),
             strategies=np.zeros(0, dtype=object),
             versions=np.zeros(0, dtype=np.int64),
+            degraded=np.zeros(0, dtype=bool),
         )
     width = max(part.items.shape[1] for part in parts)
     return ServedAnswers(
@@ -71,22 +70,13 @@ def served_answers(*, start: datetime, end: datetime, pool: str | None = None) -
         explored=np.concatenate([_widened(part.explored, width, False) for part in parts]),
         strategies=np.concatenate([part.strategies for part in parts]),
         versions=np.concatenate([part.versions for part in parts]),
+        degraded=np.concatenate([part.degraded for part in parts]),
     )
-
-
-def _raw_chunks(query: QuerySet[Any, Any], size: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
-    """The query's rows without Django's converters per value (millions of rows; all of these
-    columns come back from the driver as the types wanted)."""
-    sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while chunk := cursor.fetchmany(size):
-            yield chunk
 
 
 def _answer_columns(chunk: list[tuple[Any, ...]], movie_of: dict[str, int]) -> ServedAnswers:
     """One chunk of rows as arrays: every list's ids looked up at once, then placed by row."""
-    viewers, moments, items, placed, strategies, versions = zip(*chunk, strict=True)
+    viewers, moments, items, placed, strategies, versions, degraded = zip(*chunk, strict=True)
     lengths = np.array([text.count(",") + 1 if text else 0 for text in items], dtype=np.int64)
     slugs = ",".join(text for text in items if text).split(",") if lengths.any() else []
     ids = np.fromiter(map(movie_of.get, slugs, repeat(-1)), dtype=np.int64, count=len(slugs))
@@ -106,6 +96,7 @@ def _answer_columns(chunk: list[tuple[Any, ...]], movie_of: dict[str, int]) -> S
         explored=explored,
         strategies=np.array(strategies, dtype=object),
         versions=np.array([version or 0 for version in versions], dtype=np.int64),
+        degraded=np.array(degraded, dtype=bool),
     )
 
 

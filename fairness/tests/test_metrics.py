@@ -208,6 +208,26 @@ def test_the_vectorised_bootstrap_gives_fairlearns_own_intervals():
     assert ours.overall.low == pytest.approx(theirs.overall_ci[0], abs=0.02)
 
 
+@pytest.mark.parametrize("metric", [metrics.RATIO_OF_SUMS, metrics.RMSE, metrics.MEAN_OF_TRUTH])
+def test_repeated_rows_given_to_metricframe_once_with_their_weight_give_every_rows_figures(metric):
+    from fairlearn.metrics import MetricFrame
+
+    # Per-viewer counts, as the served report has them: 5,000 viewers, a few dozen distinct rows.
+    rng = np.random.default_rng(11)
+    answered = rng.integers(1, 6, 5000).astype(float)
+    followed = rng.binomial(answered.astype(int), 0.3).astype(float)
+    groups = rng.choice(["f", "m", "x"], 5000, p=[0.5, 0.4, 0.1])
+    assert len(np.unique(np.column_stack([followed, answered]), axis=0)) < 100
+
+    ours = metrics.grouped_metric(metric, followed, answered, groups, n_boot=0, seed=0)
+    theirs = MetricFrame(metrics=metric.function, y_true=followed, y_pred=answered, sensitive_features=groups)
+
+    assert ours.overall.value == pytest.approx(theirs.overall)
+    for group in ("f", "m", "x"):
+        assert ours.groups[group].value == pytest.approx(theirs.by_group[group])
+    assert ours.sizes == {name: int((groups == name).sum()) for name in ("f", "m", "x")}
+
+
 def _noise_report(seed: int, *, groups: int = 21, viewers: int = 3000) -> tuple[int, int]:
     """Flags raised on per-viewer NDCG drawn independently of the viewer's group: every
     difference is noise. (corrected flags, uncorrected point flags) over the groups' pairs."""
