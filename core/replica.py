@@ -185,9 +185,14 @@ class ReplicaReadsMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self._console: str | None = None  # the admin's prefix, resolved once the URLs are loaded
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not replica_configured() or not request.path.startswith(_console_prefix()):
+        if self._console is None:
+            from django.urls import reverse
+
+            self._console = reverse("admin:index")
+        if not replica_configured() or not request.path.startswith(self._console):
             return self.get_response(request)
         if request.method not in ("GET", "HEAD"):
             response = self.get_response(request)
@@ -203,12 +208,6 @@ class ReplicaReadsMiddleware:
             return self.get_response(request)
         with replica_reads():
             return self.get_response(request)
-
-
-def _console_prefix() -> str:
-    from django.urls import reverse
-
-    return reverse("admin:index")
 
 
 def replica_context(request: HttpRequest) -> dict[str, ReplicaStatus]:

@@ -14,6 +14,7 @@ class RecommenderConfig(AppConfig):
 
         from recommender.learning.ranking import NAMED_RANKERS, SELECT
         from recommender.learning.rating import RATING_ALGORITHMS
+        from recommender.learning.spark import PYSPARK_MISSING
 
         rankers = {SELECT: None, **NAMED_RANKERS}
         for variable, registry in (("TRAIN_RATING_ALGORITHM", RATING_ALGORITHMS), ("TRAIN_RANKER", rankers)):
@@ -21,6 +22,4 @@ class RecommenderConfig(AppConfig):
             if value not in registry:
                 raise ImproperlyConfigured(f"{variable}={value!r} must be one of: {', '.join(registry)}")
         if settings.TRAINING_ENGINE == "spark" and find_spec("pyspark") is None:
-            raise ImproperlyConfigured(
-                "TRAINING_ENGINE=spark needs pyspark: pip install -r requirements-spark.txt (make venv-spark)"
-            )
+            raise ImproperlyConfigured(PYSPARK_MISSING)

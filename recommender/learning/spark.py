@@ -37,6 +37,9 @@ SPARK_ALS_RATING_DEFAULTS: dict[str, Any] = {
 }
 
 
+PYSPARK_MISSING = "TRAINING_ENGINE=spark needs pyspark: pip install -r requirements-spark.txt (make venv-spark)"
+
+
 class SparkUnavailable(RuntimeError):
     """pyspark or Java is missing; the message says what to install."""
 
@@ -47,9 +50,7 @@ def spark_session() -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as error:
-        raise SparkUnavailable(
-            "TRAINING_ENGINE=spark needs pyspark: pip install -r requirements-spark.txt (make venv-spark)"
-        ) from error
+        raise SparkUnavailable(PYSPARK_MISSING) from error
     from django.conf import settings
 
     if settings.SPARK_MASTER.startswith("local"):
