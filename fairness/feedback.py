@@ -13,24 +13,31 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import islice
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
+import scipy.sparse as sp
 from django.db import transaction
 from django.utils import timezone
 
 from catalog.demographics import DIMENSIONS
 from catalog.models import Movie, Rating, Watch
+from core.db import integer_columns, raw_chunks
 from core.replica import replica_reads
 from fairness import metrics
 from fairness.models import FeedbackWindow
 from fairness.services import GroupTable, group_table_load
 from provenance.models import Recommendation
 
-PAIRS = 2000  # viewer pairs sampled per window for homogenisation
+# Viewer pairs sampled per window for homogenisation: at a million viewers most pairs share
+# nothing and a few share everything, and 2,000 pairs gave figures a factor two apart from one
+# sampling to another.
+PAIRS = 20_000
 # The daily task recomputes this many days, not the whole history: a window's echo and
 # "stopped" figures change as later windows come, but three months on they have settled.
 RECOMPUTED_DAYS = 90
@@ -85,7 +92,7 @@ def feedback_windows_compute(
                 "coverage": round(len(exposure["counts"]) / catalogue, 5) if catalogue else None,
                 "gini": round(metrics.gini([exposure["counts"].get(m, 0) for m in genres]), 5) if genres else None,
                 "echo": _echo(exposure["counts"], following),
-                **_bubble(watches[index], genres, genre_table, groups, np.random.default_rng(seed + index)),
+                **_bubble(watches[index], genre_table, groups, np.random.default_rng(seed + index)),
             }
         )
     _stopped(exposures, figures)
@@ -100,38 +107,82 @@ def feedback_windows_compute(
 def _exposure(low: datetime, high: datetime, slugs: dict[str, int]) -> dict[str, Any]:
     by_slug: Counter[str] = Counter()
     answers = 0
-    lists = (
-        Recommendation.objects.filter(served_at__gte=low, served_at__lt=high, status=200)
-        .values_list("items", flat=True)
-        .iterator(chunk_size=10_000)
-    )
+    lists = Recommendation.objects.filter(served_at__gte=low, served_at__lt=high, status=200).values_list("items")
     # Counted by slug a chunk of lists at a time (Counter's C loop over one list), then mapped
     # to movies once: a lookup per listed movie was a third of a day's windows.
-    while chunk := list(islice(lists, 10_000)):
+    for chunk in raw_chunks(lists, 10_000):
         answers += len(chunk)
-        by_slug.update(",".join(chunk).split(","))
+        by_slug.update(",".join(items for (items,) in chunk if items).split(","))
     counts: Counter[int] = Counter({slugs[slug]: count for slug, count in by_slug.items() if slug in slugs})
     return {"answers": answers, "counts": counts}
 
 
-def _watches(low: datetime, high: datetime) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Watched:
+    """Who started watching what in a window (each viewer and movie once, viewers in order),
+    and the ratings given in it, per movie."""
+
+    pairs: metrics.WatchPairs
+    viewers: np.ndarray  # the distinct viewers, ascending
+    starts: np.ndarray  # each viewer's first pair
+    lengths: np.ndarray  # each viewer's number of movies
+    rating_sums: dict[int, float]
+    rating_counts: dict[int, int]
+
+    def watched_counts(self) -> Counter[int]:
+        movies, counts = np.unique(self.pairs.movies, return_counts=True)
+        return Counter(dict(zip(movies.tolist(), counts.tolist(), strict=True)))
+
+
+class _ViewerSets(Sequence[set[int]]):
+    """Each viewer's watched set, made when asked for: homogenisation reads a sample of them."""
+
+    def __init__(self, watched: _Watched) -> None:
+        self.watched = watched
+
+    def __len__(self) -> int:
+        return len(self.watched.viewers)
+
+    @overload
+    def __getitem__(self, index: int) -> set[int]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[set[int]]: ...
+    def __getitem__(self, index: int | slice) -> set[int] | list[set[int]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        start = self.watched.starts[index]
+        return set(self.watched.pairs.movies[start : start + self.watched.lengths[index]].tolist())
+
+
+def _watches(low: datetime, high: datetime) -> _Watched:
     """Who started watching what in the window, and the ratings given."""
-    by_viewer: dict[int, set[int]] = defaultdict(set)
-    for viewer, movie in Watch.objects.filter(first_seen_at__gte=low, first_seen_at__lt=high).values_list(
-        "viewer_id", "movie_id"
-    ):
-        by_viewer[viewer].add(movie)
-    scores: dict[int, list[int]] = defaultdict(list)
-    for movie, score in Rating.objects.filter(rated_at__gte=low, rated_at__lt=high).values_list("movie_id", "score"):
-        scores[movie].append(score)
-    return {"by_viewer": by_viewer, "scores": scores}
+    rows = integer_columns(
+        Watch.objects.filter(first_seen_at__gte=low, first_seen_at__lt=high).values_list("viewer_id", "movie_id")
+    )
+    span = int(rows[:, 1].max()) + 1 if len(rows) else 1
+    keys = np.unique(rows[:, 0] * span + rows[:, 1])  # sorted by viewer, then movie
+    pairs = metrics.WatchPairs(keys // span, keys % span)
+    viewers, starts, lengths = np.unique(pairs.viewers, return_index=True, return_counts=True)
+    scores = integer_columns(
+        Rating.objects.filter(rated_at__gte=low, rated_at__lt=high).values_list("movie_id", "score")
+    )
+    movies, inverse, counts = np.unique(scores[:, 0], return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=scores[:, 1], minlength=len(movies))
+    return _Watched(
+        pairs=pairs,
+        viewers=viewers,
+        starts=starts,
+        lengths=lengths,
+        rating_sums=dict(zip(movies.tolist(), sums.tolist(), strict=True)),
+        rating_counts=dict(zip(movies.tolist(), counts.tolist(), strict=True)),
+    )
 
 
-def _echo(recommended: Counter[int], following: dict[str, Any] | None) -> dict[str, Any]:
+def _echo(recommended: Counter[int], following: _Watched | None) -> dict[str, Any]:
     """Recommended now against watched and rated in the next window, across movies."""
     if following is None:
         return {"next_window": False}
-    watched: Counter[int] = Counter(movie for movies in following["by_viewer"].values() for movie in movies)
+    watched = following.watched_counts()
     movies = sorted(set(recommended) | set(watched))
     if len(movies) < 3:
         return {"next_window": True, "spearman": None, "top": []}
@@ -143,7 +194,9 @@ def _echo(recommended: Counter[int], following: dict[str, Any] | None) -> dict[s
             "recommended": count,
             "watched_next": watched.get(movie, 0),
             "mean_rating_next": (
-                round(float(np.mean(following["scores"][movie])), 3) if following["scores"].get(movie) else None
+                round(following.rating_sums[movie] / following.rating_counts[movie], 3)
+                if following.rating_counts.get(movie)
+                else None
             ),
         }
         for movie, count in recommended.most_common(10)
@@ -168,58 +221,70 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def _bubble(
-    watches: dict[str, Any],
-    genres: dict[int, list[str]],
-    genre_table: metrics.GenreTable,
-    groups: GroupTable,
-    rng: np.random.Generator,
+    watches: _Watched, genre_table: metrics.GenreTable, groups: GroupTable, rng: np.random.Generator
 ) -> dict[str, Any]:
-    by_viewer: dict[int, set[int]] = watches["by_viewer"]
-    viewers = np.array(sorted(by_viewer), dtype=np.int64)
-    of_viewers = {dimension: groups.of(viewers, dimension) for dimension in DIMENSIONS}
-    labels = {
-        dimension: dict(zip(viewers.tolist(), of_viewers[dimension].tolist(), strict=True)) for dimension in DIMENSIONS
-    }
-    # Built once per window, for every dimension's count: the pairs, and each pair's viewer's row.
-    pairs = metrics.WatchPairs.of(by_viewer)
-    viewer_row = np.searchsorted(viewers, pairs.viewers)
-    pair_labels = {dimension: of_viewers[dimension][viewer_row] for dimension in DIMENSIONS}
+    pairs, viewers = watches.pairs, watches.viewers
+    combinations = groups.combinations_of(viewers)
+    viewer_row = np.repeat(np.arange(len(viewers)), watches.lengths)  # each pair's viewer
     # A viewer's own variety needs two movies at least: one movie is no choice between genres.
-    own = {
-        viewer: metrics.entropy(list(Counter(genre for movie in movies for genre in genres.get(movie, [])).values()))
-        for viewer, movies in by_viewer.items()
-        if len(movies) >= 2
-    }
+    own_entropy = _viewer_entropies(pairs, viewer_row, len(viewers), genre_table)
+    choosing = watches.lengths >= 2
+    own_values = own_entropy[choosing]
     per_group: dict[str, dict[str, dict[str, Any]]] = {}
     for dimension in DIMENSIONS:
-        together = metrics.genre_entropy_of_pairs(pairs, pair_labels[dimension], genre_table)
+        labels = groups.labels[dimension][combinations].astype(str)
+        together = metrics.genre_entropy_of_pairs(pairs, labels[viewer_row], genre_table)
         together.pop("everyone", None)
-        sizes = Counter(labels[dimension].values())
-        own_by_group: dict[str, list[float]] = defaultdict(list)
-        for viewer, value in own.items():
-            own_by_group[labels[dimension][viewer]].append(value)
+        names, codes, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+        own_sums = np.bincount(codes[choosing], weights=own_values, minlength=len(names))
+        own_counts = np.bincount(codes[choosing], minlength=len(names))
+        index = {str(name): i for i, name in enumerate(names)}
         per_group[dimension] = {
             group: {
-                "viewers": sizes[group],
+                "viewers": int(sizes[index[group]]),
                 "entropy": entropy,
-                "viewer_entropy": round(float(np.mean(own_by_group[group])), 4) if own_by_group[group] else None,
+                "viewer_entropy": (
+                    round(float(own_sums[index[group]] / own_counts[index[group]]), 4)
+                    if own_counts[index[group]]
+                    else None
+                ),
             }
             for group, entropy in together.items()
         }
-    own_values = np.array(list(own.values()))
     return {
-        "active_viewers": len(by_viewer),
-        "genre_entropy": metrics.genre_entropy_of_pairs(pairs, pair_labels["gender"], genre_table),
+        "active_viewers": len(viewers),
+        "genre_entropy": metrics.genre_entropy_of_pairs(
+            pairs, groups.labels["gender"][combinations][viewer_row], genre_table
+        ),
         "viewer_genre_entropy": round(float(own_values.mean()), 4) if len(own_values) else None,
         "viewer_genre_entropy_quartiles": (
             [round(float(q), 4) for q in np.quantile(own_values, [0.25, 0.5, 0.75])] if len(own_values) else None
         ),
         "groups": per_group,
-        "homogenisation": homogenisation(list(by_viewer.values()), rng),
+        "homogenisation": homogenisation(_ViewerSets(watches), rng),
     }
 
 
-def homogenisation(sets: list[set[int]], rng: np.random.Generator) -> float | None:
+def _viewer_entropies(
+    pairs: metrics.WatchPairs, viewer_row: np.ndarray, viewers: int, genre_table: metrics.GenreTable
+) -> np.ndarray:
+    """Each viewer's genre entropy (``metrics.entropy``) over the genres of the movies they
+    watched, each movie's genres once: viewers x movies times movies x genres, then the entropy
+    of every row at once (counting viewer by viewer was a sixth of a day's windows)."""
+    position, known = genre_table.positions(pairs.movies)
+    watched = sp.csr_matrix(
+        (np.ones(int(known.sum())), (viewer_row[known], position[known])),
+        shape=(viewers, len(genre_table.movie_ids)),
+    )
+    counts = (watched @ genre_table.matrix).tocsr()
+    counts.eliminate_zeros()
+    rows = np.repeat(np.arange(viewers), np.diff(counts.indptr))
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    shares = counts.data / totals[rows]
+    return np.bincount(rows, weights=-shares * np.log2(shares), minlength=viewers) + 0.0
+
+
+def homogenisation(sets: Sequence[AbstractSet[int]], rng: np.random.Generator) -> float | None:
     """Mean Jaccard similarity of the watched sets of up to ``PAIRS`` random pairs of viewers."""
     if len(sets) < 2:
         return None

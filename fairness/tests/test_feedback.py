@@ -1,5 +1,7 @@
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
@@ -87,6 +89,40 @@ def test_consumption_diversity_and_homogenisation(hand_built):
     assert first.figures["viewer_genre_entropy_quartiles"] == [1.0, 1.0, 1.0]
     # Day 2: {c}, {c}, {a, c}: pairs 1, 1/2, 1/2.
     assert second.figures["homogenisation"] == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_each_viewers_genre_entropy_is_counted_as_the_definition_says_on_random_watches(db):
+    from fairness import metrics
+
+    rng = np.random.default_rng(4)
+    names = ["Drama", "Comedy", "Horror", "Romance", "Action"]
+    movies = [
+        Movie.objects.create(
+            slug=f"m{n}+2000", title=f"M{n}", year=2000, genres=list(rng.choice(names, rng.integers(0, 3)))
+        )
+        for n in range(25)
+    ]
+    viewers = [Viewer.objects.create(id=n + 1, gender=("F", "M")[n % 2], age=25) for n in range(40)]
+    watched: dict[int, set[Movie]] = {viewer.id: set() for viewer in viewers}
+    for viewer in viewers:
+        for movie in rng.choice(len(movies), rng.integers(1, 7), replace=False):
+            _watch(viewer, movies[movie], DAY + timedelta(hours=3))
+            watched[viewer.id].add(movies[movie])
+
+    (window,) = feedback_windows_compute(until=DAY + timedelta(days=1))
+
+    # A movie's genres once each (as the group entropies count them); viewers of two movies or more.
+    own = {
+        viewer: metrics.entropy(list(Counter(g for movie in seen for g in set(movie.genres)).values()))
+        for viewer, seen in watched.items()
+        if len(seen) >= 2
+    }
+    assert window.figures["viewer_genre_entropy"] == pytest.approx(round(float(np.mean(list(own.values()))), 4))
+    female = [value for viewer, value in own.items() if viewer % 2 == 1]  # ids 1, 3, ...: n even, "F"
+    assert window.figures["groups"]["gender"]["female"]["viewer_entropy"] == pytest.approx(
+        round(float(np.mean(female)), 4)
+    )
+    assert window.figures["groups"]["gender"]["female"]["viewers"] == 20
 
 
 def test_computing_again_replaces_the_windows_and_the_command_prints_them(hand_built, capsys):
