@@ -108,25 +108,40 @@ def _widened(matrix: np.ndarray, width: int, fill: object) -> np.ndarray:
     return wider
 
 
-def answers_followed(answers: ServedAnswers, *, within: timedelta) -> np.ndarray:
-    """Per answer: did the viewer start watching one of its movies within ``within`` of it?"""
+def answers_followed(answers: ServedAnswers, *, within: timedelta, pairs_per_step: int = 2_000_000) -> np.ndarray:
+    """Per answer: did the viewer start watching one of its movies within ``within`` of it?
+
+    Worked from the watches' side: each watch is set against its viewer's answers (found by
+    one search per watch in the answers sorted by viewer) and looks for its movie in their
+    lists, ``pairs_per_step`` (watch, answer) pairs at a time. Looking every listed movie up
+    among the watches was twenty searches per answer."""
+    followed = np.zeros(len(answers), dtype=bool)
     if not len(answers):
-        return np.zeros(0, dtype=bool)
+        return followed
     first = datetime.fromtimestamp(int(answers.served_at.min()), tz=UTC)
     last = datetime.fromtimestamp(int(answers.served_at.max()) + 1, tz=UTC) + within
     watches = _watches_started(np.unique(answers.viewers), first, last)
     if not len(watches):
-        return np.zeros(len(answers), dtype=bool)
-    span = int(max(watches[:, 1].max(), answers.items.max(initial=0))) + 1
-    keys = watches[:, 0] * span + watches[:, 1]
-    order = np.argsort(keys, kind="stable")
-    keys, started = keys[order], watches[order, 2]
-    wanted = answers.viewers[:, None] * span + answers.items
-    found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    seen = (keys[found] == wanted) & (answers.items >= 0)
-    at = started[found]
-    served = answers.served_at[:, None]
-    return np.asarray((seen & (at >= served) & (at < served + within.total_seconds())).any(axis=1))
+        return followed
+    by_viewer = np.argsort(answers.viewers, kind="stable")
+    viewers = answers.viewers[by_viewer]
+    low = np.searchsorted(viewers, watches[:, 0], "left")
+    counts = np.searchsorted(viewers, watches[:, 0], "right") - low
+    ends = np.cumsum(counts)
+    seconds = within.total_seconds()
+    start = 0
+    while start < len(watches):
+        # Whole watches per step, as many as keep the pairs within the bound (one at least).
+        stop = max(start + 1, int(np.searchsorted(ends, ends[start] - counts[start] + pairs_per_step, "right")))
+        step = counts[start:stop]
+        watch = np.repeat(np.arange(start, stop), step)
+        offset = np.arange(len(watch)) - np.repeat(np.cumsum(step) - step, step)  # 0.. within each watch
+        answer = by_viewer[np.repeat(low[start:stop], step) + offset]
+        listed = (answers.items[answer] == watches[watch, 1][:, None]).any(axis=1)
+        at, served = watches[watch, 2], answers.served_at[answer]
+        followed[answer[listed & (at >= served) & (at < served + seconds)]] = True
+        start = stop
+    return followed
 
 
 def _watches_started(viewers: np.ndarray, first: datetime, last: datetime) -> np.ndarray:

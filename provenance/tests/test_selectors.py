@@ -72,3 +72,37 @@ def test_no_answers_none_followed(db):
     assert len(answers) == 0
     assert selectors.answers_followed(answers, within=timedelta(hours=1)).shape == (0,)
     assert np.asarray(answers.items).shape == (0, 0)
+
+
+@pytest.mark.parametrize("pairs_per_step", [2_000_000, 5, 1], ids=["one step", "steps of 5 pairs", "a watch a step"])
+def test_following_on_random_answers_and_watches_is_what_the_definition_says(db, pairs_per_step):
+    rng = np.random.default_rng(8)
+    movies = [Movie.objects.create(slug=f"m{n}+2000", title=f"M{n}", year=2000) for n in range(12)]
+    viewers = [Viewer.objects.create(id=n + 1) for n in range(15)]
+    for n in range(120):
+        listed = rng.choice(len(movies), rng.integers(1, 5), replace=False)
+        at = NOON + timedelta(minutes=int(rng.integers(0, 240)))
+        _answer(n, int(rng.integers(1, 16)), ",".join(movies[m].slug for m in listed), at)
+    started = {}
+    for viewer in viewers:
+        for movie in rng.choice(len(movies), rng.integers(0, 6), replace=False):
+            at = NOON + timedelta(minutes=int(rng.integers(-30, 300)))
+            Watch.objects.create(
+                viewer=viewer, movie=movies[movie], first_seen_at=at, last_seen_at=at, minutes_watched=5
+            )
+            started[(viewer.id, movies[movie].pk)] = at.timestamp()
+    answers = selectors.served_answers(start=NOON, end=NOON + timedelta(hours=4))
+    within = timedelta(hours=1)
+
+    followed = selectors.answers_followed(answers, within=within, pairs_per_step=pairs_per_step)
+
+    expected = [
+        any(
+            served <= started.get((int(viewer), int(movie)), -1) < served + within.total_seconds()
+            for movie in row
+            if movie >= 0
+        )
+        for viewer, served, row in zip(answers.viewers, answers.served_at, answers.items, strict=True)
+    ]
+    assert followed.tolist() == expected
+    assert 0 < sum(expected) < len(expected)
