@@ -325,7 +325,8 @@ def stream_consume(
 
     1. Read a batch from the source.
     2. Write it (``stream_ingest_batch``), retrying with back-off if the database is away.
-    3. Only then tell the source the batch is done (Kafka commits its offsets here).
+    3. Add it to the run's counts, saved.
+    4. Only then tell the source the batch is done (Kafka commits its offsets here).
     """
     batch_size = batch_size or settings.STREAM_BATCH_SIZE
     stop = stop or ConsumerStop()
@@ -348,8 +349,10 @@ def stream_consume(
             stop.busy = True
             with log_context(batch_id=batch_id):
                 result = _ingest_resilient(lines=lines, source=source.name, known=known, retries=retries)
-                source.commit()
+                # Counted before the offsets are committed: a consumer killed between the two
+                # leaves its batch to be read again and counted twice, never stored uncounted.
                 _add_to_run(run, result)
+                source.commit()
                 logger.debug("batch stored: %d lines, %d rejected", result.lines, result.rejected)
                 # By time, not by batches: a live source hands over batches of a line or two.
                 if time.monotonic() - logged >= PROGRESS_LOG_SECONDS:
